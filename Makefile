@@ -1,0 +1,60 @@
+# The course's commands. Everything happens in .venv, made on first use.
+#   make lab     set up if needed, then open the course in JupyterLab
+#   make test    set up if needed, then run the whole test suite (what CI runs)
+#   make setup   create/refresh .venv; does nothing when nothing changed
+#   make check   two-minute preflight before a workshop
+#   make lint    ruff over the code
+#   make lock    re-resolve constraints.txt from pyproject.toml (maintainers)
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.course-installed
+KERNEL := scaling-cpu-python
+KERNEL_DISPLAY := Python (scaling CPU-bound course)
+
+# nbval: current environment's kernel, outputs not compared, a cell that hangs fails
+# after NBVAL_TIMEOUT seconds instead of stalling CI.
+NBVAL_TIMEOUT ?= 90
+NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=$(NBVAL_TIMEOUT)
+# Notebooks whose metadata says they start processes run again under spawn,
+# the start method of macOS, Windows and (forkserver, similar) Python 3.14.
+SPAWN_NOTEBOOKS = $(shell grep -l '"starts_processes": true' notebooks/*.ipynb)
+
+.PHONY: setup lab test check lint lock clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; run: make PYTHON=python3.12 ...")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "$(KERNEL_DISPLAY)"
+	@touch $(STAMP)
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/00_your_machine.ipynb
+
+test: setup
+	$(BIN)/python -m pytest tests notebooks $(NBVAL)
+	COURSE_START_METHOD=spawn $(BIN)/python -m pytest $(NBVAL) $(SPAWN_NOTEBOOKS)
+	$(BIN)/ruff check helpers tests
+
+check: setup
+	$(BIN)/python -m helpers.preflight
+
+lint: setup
+	$(BIN)/ruff check helpers tests
+
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip
+	.lock-venv/bin/python -m pip install --quiet -e ".[test]"
+	{ echo "# Exact versions for reproducible workshops: make setup installs with these."; \
+	  echo "# Made by 'make lock' with $$(.lock-venv/bin/python --version) on $$(uname -sm)."; \
+	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^-e '; } > constraints.txt
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,140 @@
+"""Figures for the course: scaling curves and per-worker timelines.
+
+Plots never run experiments: they draw a result object they are given. Every
+timing plot shows the median *and* the spread over repeats; fitted models are drawn
+as dashed lines with their range and labelled as models. Colours come from the
+Okabe–Ito palette (safe for colour-blind readers) and fonts are sized for a projector.
+
+Figures are built with ``matplotlib.figure.Figure`` rather than ``pyplot``, so
+widgets can redraw them as often as they like without piling up open figures.
+In a notebook, run ``%matplotlib inline`` once and end a cell with the figure.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Mapping, Sequence
+
+import matplotlib
+from matplotlib.figure import Figure
+
+from .experiments import ScalingResult
+from .measure import AmdahlFit, Spread
+from .trace import TaskRecord
+
+#: Okabe & Ito (2008), "Color Universal Design": distinguishable with any colour vision.
+PALETTE = {
+    "blue": "#0072B2",
+    "orange": "#E69F00",
+    "green": "#009E73",
+    "vermillion": "#D55E00",
+    "sky": "#56B4E9",
+    "purple": "#CC79A7",
+    "yellow": "#F0E442",
+    "black": "#000000",
+}
+CYCLE = [PALETTE[c] for c in ("blue", "orange", "green", "vermillion", "sky", "purple")]
+
+STYLE = {
+    "font.size": 13,
+    "axes.titlesize": 15,
+    "axes.labelsize": 13,
+    "legend.fontsize": 11,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+}
+
+
+def scaling_plot(
+    result: ScalingResult,
+    references: Mapping[str, Mapping[int, Spread]] | None = None,
+    model_up_to: int | None = None,
+) -> Figure:
+    """Speedup against workers: measured median and range, ideal line, fitted Amdahl model.
+
+    ``references`` maps a label (a reference machine) to its measured speedups, drawn
+    beside this machine's. The model is extended to ``model_up_to`` workers (default:
+    16, or more if measured) so a 2-CPU learner sees what it *predicts* for bigger
+    machines — labelled as a prediction, not a measurement.
+    """
+    speedups = result.speedups()
+    workers = sorted(speedups)
+    top = max(model_up_to or 16, *workers)
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(8, 5), layout="constrained")
+        ax = fig.add_subplot()
+        ideal = range(1, top + 1)
+        ax.plot(ideal, ideal, color=PALETTE["black"], linestyle=":", label="ideal (p×)")
+        _draw_fit(ax, result.fit(), top)
+        _draw_measured(ax, speedups, f"measured here ({result.workload}, {result.executor}es)"
+                       if result.executor == "process" else
+                       f"measured here ({result.workload}, threads)", PALETTE["blue"])
+        for colour, (label, points) in zip(CYCLE[2:], (references or {}).items(), strict=False):
+            _draw_measured(ax, points, label, colour, marker="s")
+        if result.usable_cpus < top:
+            ax.axvspan(result.usable_cpus + 0.5, top + 0.5, color=PALETTE["sky"], alpha=0.08)
+            ax.axvline(result.usable_cpus + 0.5, color=PALETTE["sky"], linewidth=1)
+            ax.annotate(f"beyond this kernel's {result.usable_cpus} usable CPUs",
+                        xy=(result.usable_cpus + 0.7, 0.3), fontsize=10, va="bottom")
+        ax.set_xlabel("workers")
+        ax.set_ylabel("speedup over one worker")
+        ax.set_title(f"Strong scaling: {result.tasks} tasks of {result.task_seconds * 1000:.0f} ms")
+        ax.set_xlim(0.5, top + 0.5)
+        ax.set_ylim(0, top + 0.5)
+        ax.legend(loc="upper left")
+    return fig
+
+
+def _draw_measured(ax, points: Mapping[int, Spread], label: str, colour: str,
+                   marker: str = "o") -> None:
+    xs = sorted(points)
+    medians = [points[x].median for x in xs]
+    below = [points[x].median - points[x].low for x in xs]
+    above = [points[x].high - points[x].median for x in xs]
+    ax.errorbar(xs, medians, yerr=[below, above], color=colour, marker=marker, markersize=7,
+                capsize=4, linewidth=2, label=f"{label}: median, min–max")
+
+
+def _draw_fit(ax, fit: AmdahlFit | None, top: int) -> None:
+    if fit is None:
+        return
+    xs = [1 + i * (top - 1) / 100 for i in range(101)]
+    middle, pessimistic, optimistic = zip(*(fit.predict(x) for x in xs), strict=True)
+    colour = PALETTE["orange"]
+    trust = "" if fit.reliable else f", from only {fit.parallel_points} parallel point(s)"
+    ax.fill_between(xs, pessimistic, optimistic, color=colour, alpha=0.2)
+    ax.plot(xs, middle, color=colour, linestyle="--", linewidth=2,
+            label=f"Amdahl model, serial fraction {fit.serial_fraction:.1%}{trust}")
+
+
+def timeline_plot(records: Sequence[TaskRecord] | Iterable[TaskRecord],
+                  title: str = "Which worker ran which task, when") -> Figure:
+    """A Gantt chart: one row per worker, one bar per task (times relative to the start)."""
+    records = sorted(records, key=lambda r: r.started)
+    if not records:
+        raise ValueError("timeline_plot needs at least one task record")
+    workers = sorted({r.worker for r in records})
+    row = {w: i for i, w in enumerate(workers)}
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(9, 1.2 + 0.5 * len(workers)), layout="constrained")
+        ax = fig.add_subplot()
+        for r in records:
+            colour = CYCLE[r.task_id % len(CYCLE)]
+            ax.broken_barh([(r.started, r.run_seconds)], (row[r.worker] - 0.4, 0.8),
+                           facecolors=colour, edgecolor="white", linewidth=0.5)
+        ax.set_yticks(range(len(workers)), workers)
+        ax.set_xlabel("seconds since the job started")
+        ax.set_title(title)
+        ax.grid(axis="y", visible=False)
+        end = max(r.finished for r in records)
+        ax.set_xlim(0, end * 1.02)
+    return fig
+
+
+def to_png(fig: Figure, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes (for widgets and handouts)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()

@@ -1,0 +1,87 @@
+"""Shared fixtures. The important one: no test may leave a process behind.
+
+On Linux the test process makes itself a *child subreaper*, so a grandchild that
+loses its parent (a pool worker whose pool was killed) is re-parented to pytest
+instead of to init, and shows up as our child. Each test compares pytest's
+descendants before and after; the notebooks (run by nbval in a kernel) are checked
+once more at the end of the session.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+import time
+
+import psutil
+import pytest
+
+PR_SET_CHILD_SUBREAPER = 36
+GRACE_SECONDS = 5.0
+#: multiprocessing's own helpers may live as long as the process that started them.
+ALLOWED = ("multiprocessing.forkserver", "resource_tracker")
+
+
+def _become_subreaper() -> None:
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+_become_subreaper()
+
+
+def _live_descendants() -> dict[int, str]:
+    """pid -> command line of every live descendant of this process, helpers excepted."""
+    found = {}
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() == psutil.STATUS_ZOMBIE:
+                os.waitpid(child.pid, os.WNOHANG)  # reap orphans handed to us
+                continue
+            cmdline = " ".join(child.cmdline())
+        except (psutil.NoSuchProcess, ChildProcessError, psutil.AccessDenied):
+            continue
+        if not any(allowed in cmdline for allowed in ALLOWED):
+            found[child.pid] = cmdline
+    return found
+
+
+def leftovers_after(before: set[int], grace: float = GRACE_SECONDS) -> dict[int, str]:
+    """New descendants still alive after ``grace`` seconds; kills them before returning."""
+    deadline = time.monotonic() + grace
+    while True:
+        new = {pid: cmd for pid, cmd in _live_descendants().items() if pid not in before}
+        if not new or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    for pid in new:
+        try:
+            psutil.Process(pid).kill()
+        except psutil.NoSuchProcess:
+            pass
+    return new
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes():
+    """Fail a test that leaves behind a process it started."""
+    before = set(_live_descendants())
+    yield
+    new = leftovers_after(before)
+    if new:
+        pytest.fail(f"the test left {len(new)} process(es) running: {new}", pytrace=False)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Notebook kernels and what they started must be gone by the end of the run."""
+    new = leftovers_after(set())
+    if new:
+        print(f"\nprocesses left running at the end of the session: {new}", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def quick(monkeypatch):
+    """Quick mode, as CI and live demos use."""
+    monkeypatch.setenv("COURSE_QUICK", "1")

@@ -1,0 +1,109 @@
+"""The machine card, with fake cgroup trees for each layout the course meets."""
+
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+from helpers import machine
+
+
+def fake_tree(tmp_path: Path, cgroup_lines: str, files: dict[str, str]) -> Path:
+    (tmp_path / "proc/self").mkdir(parents=True)
+    (tmp_path / "proc/self/cgroup").write_text(cgroup_lines)
+    for relative, text in files.items():
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return tmp_path
+
+
+def test_v2_quota(tmp_path):
+    root = fake_tree(tmp_path, "0::/\n", {"sys/fs/cgroup/cpu.max": "150000 100000\n"})
+    assert machine.cgroup_cpu_quota(root) == pytest.approx(1.5)
+
+
+def test_v2_max_means_no_limit(tmp_path):
+    root = fake_tree(tmp_path, "0::/\n", {"sys/fs/cgroup/cpu.max": "max 100000\n"})
+    assert machine.cgroup_cpu_quota(root) is None
+
+
+def test_v2_missing_cpu_max_means_no_limit(tmp_path):
+    root = fake_tree(tmp_path, "0::/\n", {"sys/fs/cgroup/cgroup.controllers": "memory\n"})
+    assert machine.cgroup_cpu_quota(root) is None
+
+
+def test_v2_limit_on_a_parent_group_applies(tmp_path):
+    root = fake_tree(tmp_path, "0::/kubepods/pod1/box\n", {
+        "sys/fs/cgroup/kubepods/cpu.max": "200000 100000",
+        "sys/fs/cgroup/kubepods/pod1/cpu.max": "max 100000",
+        "sys/fs/cgroup/kubepods/pod1/box/cpu.max": "400000 100000",
+    })
+    assert machine.cgroup_cpu_quota(root) == pytest.approx(2.0)
+
+
+def test_v2_host_path_missing_inside_the_container(tmp_path):
+    root = fake_tree(tmp_path, "0::/system.slice/docker-abc.scope\n",
+                     {"sys/fs/cgroup/cpu.max": "50000 100000"})
+    assert machine.cgroup_cpu_quota(root) == pytest.approx(0.5)
+
+
+def test_v1_quota(tmp_path):
+    root = fake_tree(tmp_path, "4:memory:/\n3:cpu,cpuacct:/docker/abc\n", {
+        "sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "300000",
+        "sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000",
+    })
+    assert machine.cgroup_cpu_quota(root) == pytest.approx(3.0)
+
+
+def test_v1_minus_one_means_no_limit(tmp_path):
+    root = fake_tree(tmp_path, "2:cpuacct:/\n1:cpu:/\n", {
+        "sys/fs/cgroup/cpu/cpu.cfs_quota_us": "-1",
+        "sys/fs/cgroup/cpu/cpu.cfs_period_us": "100000",
+    })
+    assert machine.cgroup_cpu_quota(root) is None
+
+
+def test_no_cgroup_files_at_all(tmp_path):
+    assert machine.cgroup_cpu_quota(tmp_path) is None
+
+
+def test_hybrid_layout_falls_back_to_v1(tmp_path):
+    root = fake_tree(tmp_path, "1:cpu:/\n0::/\n", {
+        "sys/fs/cgroup/cpu/cpu.cfs_quota_us": "100000",
+        "sys/fs/cgroup/cpu/cpu.cfs_period_us": "100000",
+    })
+    assert machine.cgroup_cpu_quota(root) == pytest.approx(1.0)
+
+
+def test_fractional_quota_rounds_up_and_caps_usable_cpus(tmp_path):
+    root = fake_tree(tmp_path, "0::/\n", {"sys/fs/cgroup/cpu.max": "150000 100000"})
+    expected = min(os.cpu_count(), len(os.sched_getaffinity(0)), math.ceil(1.5))
+    assert machine.usable_cpus(root) == expected
+
+
+def test_tiny_quota_still_gives_one_cpu(tmp_path):
+    root = fake_tree(tmp_path, "0::/\n", {"sys/fs/cgroup/cpu.max": "10000 100000"})
+    assert machine.usable_cpus(root) == 1
+
+
+def test_usable_cpus_follows_affinity(tmp_path):
+    if not hasattr(os, "sched_setaffinity"):
+        pytest.skip("this OS has no scheduler affinity (macOS, Windows)")
+    original = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(original)})
+        assert machine.usable_cpus(tmp_path) == 1
+    finally:
+        os.sched_setaffinity(0, original)
+
+
+def test_card_renders_as_a_table_and_as_text():
+    card = machine.machine_card()
+    html = card._repr_html_()
+    assert html.startswith("<table>") and "usable CPUs" in html
+    assert str(card.usable_cpus) in str(card)
+    assert card.as_dict()["python"]
+    assert card.gil_enabled in (True, False)
+    assert len(card.machine_id) == 12
