@@ -20,7 +20,9 @@ from typing import Any
 
 from . import machine
 
-PLACEHOLDER_HINT = "Replace the `...` in the cell above with your answer, run it, then run this cell."
+PLACEHOLDER_HINT = (
+    "Replace the `...` in the cell above with your answer, run it, then run this cell."
+)
 
 
 class NotYet(Exception):  # noqa: N818 (a learner-facing name, not an error)

@@ -25,7 +25,7 @@ class PreflightError(Exception):
 
 
 def check_python() -> str:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 (the preflight may run on an old Python)
         raise PreflightError(f"Python {sys.version.split()[0]} is too old; install 3.11 or newer "
                              "and run `make setup` again.")
     return f"Python {sys.version.split()[0]} at {sys.executable}"

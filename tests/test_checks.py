@@ -1,0 +1,84 @@
+"""Each checker: the solution passes, the placeholder fails, plausible wrong answers get hints."""
+
+from pathlib import Path
+
+import pytest
+
+from helpers import checks, machine
+from helpers.experiments import ScalingResult
+from helpers.measure import Measurement
+
+SOLUTIONS = Path(__file__).resolve().parent.parent / "notebooks" / "solutions"
+
+
+def run_solution(name: str, namespace: dict) -> dict:
+    exec(compile((SOLUTIONS / name).read_text(), name, "exec"), namespace)
+    return namespace
+
+
+def fake_result(speedup_at_2=1.8):
+    measurements = [
+        Measurement("scaling", "process", 1, "python", 0.02, 8, 0, 1.0, "fork", "quick", "t"),
+        Measurement("scaling", "process", 2, "python", 0.02, 8, 0, 1 / speedup_at_2, "fork",
+                    "quick", "t"),
+        Measurement("scaling", "process", 4, "python", 0.02, 8, 0, 0.5, "fork", "quick", "t"),
+    ]
+    return ScalingResult("python", "process", "fork", 0.02, 8, 2, measurements)
+
+
+def shown(capsys):
+    return capsys.readouterr().out
+
+
+# --- the base ---
+
+def test_placeholder_is_not_yet(capsys):
+    assert checks.usable_cpus(...) is False
+    assert "Replace the `...`" in shown(capsys)
+
+
+def test_a_checker_never_raises(capsys):
+    assert checks.parallel_efficiency(0.9, result=None) is False
+    assert "could not be checked" in shown(capsys)
+    assert checks.usable_cpus("two") is False
+    assert "should be a number" in shown(capsys)
+
+
+# --- exercise 00.1 ---
+
+def test_usable_cpus_solution_passes(capsys):
+    namespace = run_solution("00_usable_cpus.py", {"card": machine.machine_card()})
+    assert checks.usable_cpus(namespace["answer_workers"]) is True
+    assert "Correct" in shown(capsys)
+
+
+def test_usable_cpus_rejects_cpu_count_when_the_kernel_is_restricted(monkeypatch, capsys):
+    import os
+    monkeypatch.setattr(machine, "usable_cpus", lambda root="/": 1)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert checks.usable_cpus(8) is False
+    assert "os.cpu_count()" in shown(capsys)
+
+
+def test_usable_cpus_rejects_too_many(capsys):
+    assert checks.usable_cpus(machine.usable_cpus() * 4) is False
+    assert "take turns" in shown(capsys)
+
+
+# --- exercise 00.2 ---
+
+def test_efficiency_solution_passes(capsys):
+    result = fake_result(1.8)
+    namespace = run_solution("00_parallel_efficiency.py", {"result": result})
+    assert namespace["answer_efficiency"] == pytest.approx(0.9)
+    assert checks.parallel_efficiency(namespace["answer_efficiency"], result) is True
+
+
+@pytest.mark.parametrize(("answer", "hint"), [
+    (1.8, "That is the speedup"),
+    (90, "fraction between 0 and 1"),
+    (0.5, "divide by the number of workers"),  # efficiency at the oversubscribed 4
+])
+def test_efficiency_wrong_answers_get_hints(capsys, answer, hint):
+    assert checks.parallel_efficiency(answer, fake_result(1.8)) is False
+    assert hint in shown(capsys)

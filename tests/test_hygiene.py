@@ -1,0 +1,85 @@
+"""Repository hygiene: clean notebooks, their opening cell, and one package list everywhere."""
+
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from helpers import config
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def load(path):
+    return json.loads(path.read_text())
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "no notebooks found"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_committed_without_outputs(path):
+    dirty = [i for i, cell in enumerate(load(path)["cells"]) if cell["cell_type"] == "code"
+             and (cell.get("outputs") or cell.get("execution_count") is not None)]
+    assert not dirty, f"cells {dirty} carry outputs; clear them before committing"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_opens_with_title_objectives_and_times(path):
+    first = "".join(load(path)["cells"][0]["source"])
+    assert first.startswith("# "), "the first cell must be the title"
+    for needed in ("Learning objectives", "Learner time", "Run time"):
+        assert needed in first, f"the first cell lacks '{needed}'"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_metadata(path):
+    metadata = load(path)["metadata"]
+    assert metadata["kernelspec"]["name"] == config.KERNEL_NAME
+    assert isinstance(metadata["course"]["starts_processes"], bool)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_solutions_named_in_a_notebook_exist(path):
+    text = path.read_text()
+    for name in re.findall(r"%load solutions/([\w.]+\.py)", text):
+        assert (ROOT / "notebooks" / "solutions" / name).exists(), name
+
+
+def _names(requirements):
+    return {re.split(r"[<>=!~ \[]", r, maxsplit=1)[0].strip().lower() for r in requirements}
+
+
+def test_environment_yml_and_pyproject_name_the_same_packages():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pip_names = _names(project["dependencies"] + project["optional-dependencies"]["test"])
+    text = (ROOT / "environment.yml").read_text()
+    conda = []
+    for line in text.split("dependencies:", 1)[1].splitlines():
+        match = re.match(r"^  - ([A-Za-z][\w.-]*)", line)
+        if match:
+            conda.append(match.group(1))
+    conda_names = _names(conda) - {"python", "pip"}
+    assert conda_names == pip_names
+
+
+def test_constraints_pin_every_direct_dependency():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = _names(project["dependencies"] + project["optional-dependencies"]["test"])
+    pinned = {line.split("==")[0].strip().lower()
+              for line in (ROOT / "constraints.txt").read_text().splitlines()
+              if "==" in line and not line.startswith("#")}
+    assert wanted <= pinned, f"not pinned: {wanted - pinned}; run `make lock`"
+
+
+def test_preflight_passes_in_this_environment():
+    run = subprocess.run([sys.executable, "-m", "helpers.preflight"], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "ready." in run.stdout

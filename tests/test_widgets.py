@@ -1,0 +1,66 @@
+"""The dashboard's callback, driven headlessly: set values, click, read the output."""
+
+import pytest
+
+from helpers import experiments, widgets
+
+
+def outputs_text(dashboard):
+    return " ".join(str(o.get("data", {}).get("text/markdown", "")) for o in
+                    dashboard.output.outputs)
+
+
+@pytest.fixture
+def dashboard(quick):
+    def small(**arguments):
+        arguments.update(repeats=1, budget_seconds=0.3)
+        return experiments.run_scaling(**arguments)
+
+    return widgets.ScalingDashboard(run=small)
+
+
+def test_a_click_runs_the_experiment_and_draws(dashboard):
+    dashboard.workers.value = 2
+    dashboard.task_ms.value = 5
+    dashboard.button.click()
+    assert dashboard.wait(timeout=60)
+    assert dashboard.result is not None
+    assert dashboard.result.workers == [1, 2]
+    kinds = [next(iter(o["data"])) for o in dashboard.output.outputs]
+    assert kinds.count("image/png") == 2
+    assert dashboard.status.value.startswith("done")
+
+
+def test_a_bad_value_gives_a_message_not_a_traceback(dashboard):
+    dashboard.task_ms.value = 0
+    dashboard.button.click()
+    assert dashboard.wait(timeout=5)
+    assert dashboard.runs_started == 0
+    text = outputs_text(dashboard)
+    assert "out of range" in text and "1 to 2000 ms" in text
+    assert "Traceback" not in text
+
+
+def test_a_second_click_during_a_run_does_not_start_another(dashboard):
+    dashboard.workers.value = 1
+    dashboard.task_ms.value = 20
+    dashboard.button.click()
+    dashboard.button.click()
+    assert "already going" in dashboard.status.value
+    assert dashboard.wait(timeout=60)
+    assert dashboard.runs_started == 1
+
+
+def test_a_failing_run_is_reported_in_the_output():
+    def broken(**_):
+        raise RuntimeError("the pool broke")
+
+    dashboard = widgets.ScalingDashboard(run=broken)
+    dashboard.button.click()
+    assert dashboard.wait(timeout=5)
+    assert "the pool broke" in outputs_text(dashboard)
+    assert dashboard.status.value == "failed"
+
+
+def test_workers_slider_goes_to_twice_the_usable_cpus(dashboard):
+    assert dashboard.workers.max == 2 * dashboard.usable
