@@ -245,12 +245,13 @@ def _worker_main(conn, initializer, initargs, max_tasks) -> None:
 
 
 class _Task:
-    __slots__ = ("task_id", "future", "fn", "args", "kwargs", "submitted", "alone")
+    __slots__ = ("task_id", "future", "fn", "args", "kwargs", "submitted", "alone", "dispatched")
 
     def __init__(self, task_id, future, fn, args, kwargs, submitted):
         self.task_id, self.future = task_id, future
         self.fn, self.args, self.kwargs, self.submitted = fn, args, kwargs, submitted
         self.alone = False  # send in a batch of its own (its batch could not be unpickled)
+        self.dispatched = False  # sent to a worker before (and sent back to the queue)
 
 
 class _Worker:
@@ -497,6 +498,7 @@ class WorkerPool(Executor):
             with self._lock:
                 while True:
                     if not self._pending and (self._shutdown or self._broken is not None):
+                        self._wake_receiver()  # it may be waiting for the queue to empty
                         return
                     worker = self._worker_with_room()
                     if self._pending and worker is not None:
@@ -551,7 +553,8 @@ class WorkerPool(Executor):
             limit = 1
         while self._pending and len(batch) < limit and not (batch and self._pending[0].alone):
             task = self._pending.popleft()
-            if task.future.set_running_or_notify_cancel():
+            if task.dispatched or task.future.set_running_or_notify_cancel():
+                task.dispatched = True
                 batch.append(task)
             else:
                 self._unfinished -= 1  # cancelled by the caller before it started
@@ -627,10 +630,13 @@ class WorkerPool(Executor):
                         _send_quietly(worker.conn, pickle.dumps(None))
                 if stopping and not self._workers:
                     break
+                closing = self._closed()
                 by_conn = {w.conn: w for w in self._workers}
                 by_sentinel = {w.process.sentinel: w for w in self._workers}
                 deadlines = [w.deadline for w in self._workers if w.deadline is not None]
             timeout = None if not deadlines else max(0.0, min(deadlines) - time.monotonic())
+            if closing and not stopping:  # look again soon, whatever wakes us
+                timeout = min(timeout, 0.1) if timeout is not None else 0.1
             ready = multiprocessing.connection.wait(
                 [*by_conn, *by_sentinel, self._wakeup_reader], timeout)
             for item in ready:

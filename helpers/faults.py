@@ -1,0 +1,115 @@
+"""Tasks that fail on purpose, for the fault-injection experiments and tests.
+
+Each one is a module-level function, so it can be sent to workers under every
+start method. Standard library only: these run inside worker processes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import threading
+import time
+
+
+def raise_error(message: str = "this task failed on purpose") -> None:
+    """Raise ValueError: an ordinary exception, which a pool sends back to the caller."""
+    raise ValueError(message)
+
+
+def exit_abruptly(code: int = 3) -> None:
+    """End the worker process at once with ``os._exit(code)``: no cleanup, no reply."""
+    os._exit(code)
+
+
+def kill_self(signum: int = signal.SIGKILL) -> None:
+    """Send a signal to the worker itself (SIGKILL: what the OOM killer does)."""
+    os.kill(os.getpid(), signum)
+    time.sleep(10)
+
+
+def segfault() -> None:
+    """Read address 0: the worker dies with SIGSEGV, as a crashing C extension would."""
+    ctypes.string_at(0)
+
+
+def exceed_memory(limit_mb: int = 200, allocate_mb: int = 400) -> int:
+    """Cap this worker's address space at ``limit_mb`` over what it uses, then allocate more.
+
+    The allocation fails inside the interpreter (MemoryError) or the worker dies,
+    depending on where it fails; either way the pool must carry on. The limit is
+    lifted again afterwards (Unix only: ``resource`` does not exist on Windows).
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    in_use = _address_space_bytes()
+    resource.setrlimit(resource.RLIMIT_AS, (in_use + limit_mb * 2**20, hard))
+    try:
+        block = bytearray(allocate_mb * 2**20)
+        return len(block)
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def _address_space_bytes() -> int:
+    """This process's virtual memory size (Linux /proc; elsewhere a generous guess)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[0])
+        return pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 4 * 2**30
+
+
+def sleep_for(seconds: float) -> float:
+    """Sleep: a task that overruns a timeout, or keeps a worker busy."""
+    time.sleep(seconds)
+    return seconds
+
+
+def spin_for(seconds: float) -> int:
+    """Busy-loop in pure Python for ``seconds``: stuck CPU-bound work."""
+    deadline = time.perf_counter() + seconds
+    spins = 0
+    while time.perf_counter() < deadline:
+        spins += 1
+    return spins
+
+
+def return_unpicklable() -> threading.Lock:
+    """Return a lock, which cannot be pickled back to the parent."""
+    return threading.Lock()
+
+
+def raise_unpicklable() -> None:
+    """Raise an exception that carries an unpicklable lock."""
+    raise ValueError(threading.Lock())
+
+
+def worker_pid(_: object = None) -> int:
+    """The pid of the process running this task."""
+    return os.getpid()
+
+
+def failing_initializer(delay: float = 0.0) -> None:
+    """An initializer that raises (after ``delay`` seconds), as a misconfigured set-up would."""
+    time.sleep(delay)
+    raise RuntimeError("the initializer failed on purpose")
+
+
+_counter = 0
+
+
+def counting_initializer(start: int) -> None:
+    """Set a per-worker counter: shows that initializers run once per worker."""
+    global _counter
+    _counter = start
+
+
+def bump_counter(_: object = None) -> tuple[int, int]:
+    """(pid, counter after incrementing): how many tasks this worker has run."""
+    global _counter
+    _counter += 1
+    return os.getpid(), _counter

@@ -1,0 +1,448 @@
+"""WorkerPool: the concurrent.futures contract, the extensions, and the faults it survives.
+
+Every test runs under fork and spawn (spawn is what macOS, Windows and, as
+forkserver, Python 3.14 use).
+"""
+
+import asyncio
+import itertools
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import sys as _sys
+import textwrap
+import threading
+import time
+import types
+from concurrent.futures import (
+    CancelledError,
+    ProcessPoolExecutor,
+    as_completed,
+    wait,
+)
+from concurrent.futures.process import BrokenProcessPool
+
+import psutil
+import pytest
+
+from helpers import faults, workloads
+from helpers.pool import (
+    PoolTerminated,
+    RemoteTraceback,
+    TaskTimeout,
+    WorkerCrashed,
+    WorkerInitError,
+    WorkerPool,
+)
+
+METHODS = [m for m in ("fork", "spawn") if m in multiprocessing.get_all_start_methods()]
+RESULT_TIMEOUT = 60
+
+
+@pytest.fixture(params=METHODS)
+def ctx(request):
+    return multiprocessing.get_context(request.param)
+
+
+@pytest.fixture
+def pool(ctx):
+    with WorkerPool(2, mp_context=ctx) as pool:
+        yield pool
+
+
+def get(future):
+    return future.result(timeout=RESULT_TIMEOUT)
+
+
+# --- the Executor contract ---
+
+
+def test_submit_and_map(pool):
+    assert get(pool.submit(pow, 2, 10)) == 1024
+    assert get(pool.submit(divmod, 7, b=2) if False else pool.submit(divmod, 7, 2)) == (3, 1)
+    assert list(pool.map(pow, range(20), itertools.repeat(2))) == [i * i for i in range(20)]
+    assert list(pool.map(pow, range(50), [2] * 50, chunksize=7)) == [i * i for i in range(50)]
+    assert list(pool.map(abs, range(-500, 500), chunksize="auto")) == [abs(i) for i in
+                                                                      range(-500, 500)]
+    assert list(pool.map(abs, [])) == []
+
+
+def test_futures_work_with_the_standard_helpers(pool):
+    futures = [pool.submit(faults.sleep_for, 0.01 * i) for i in range(6)]
+    done, not_done = wait(futures, timeout=RESULT_TIMEOUT)
+    assert len(done) == 6 and not not_done
+    assert sorted(f.result() for f in as_completed(futures)) == [0.01 * i for i in range(6)]
+
+
+def test_futures_work_with_asyncio(pool):
+    async def main():
+        loop = asyncio.get_running_loop()
+        a = await loop.run_in_executor(pool, pow, 3, 3)
+        b = await asyncio.wrap_future(pool.submit(pow, 2, 5))
+        return a, b
+
+    assert asyncio.run(main()) == (27, 32)
+
+
+def test_exceptions_come_back_with_the_remote_traceback(pool):
+    future = pool.submit(faults.raise_error, "boom")
+    with pytest.raises(ValueError, match="boom") as info:
+        get(future)
+    cause = info.value.__cause__
+    assert isinstance(cause, RemoteTraceback)
+    assert "raise_error" in str(cause) and "faults.py" in str(cause)
+    assert get(pool.submit(pow, 2, 2)) == 4  # the pool goes on
+
+
+def test_map_raises_at_the_failing_item(pool):
+    results = pool.map(faults.raise_error if False else abs, [1, -2, "x", 4])
+    assert next(results) == 1 and next(results) == 2
+    with pytest.raises(TypeError):
+        next(results)
+
+
+def test_map_timeout(pool):
+    with pytest.raises(TimeoutError):
+        list(pool.map(faults.sleep_for, [1, 1], timeout=0.2))
+
+
+@pytest.mark.parametrize("arguments", [
+    {"max_workers": 0}, {"max_workers": -1}, {"max_workers": 1.5},
+    {"max_tasks_per_child": 0}, {"max_pending": 0}, {"task_timeout": -1},
+    {"task_timeout": "soon"},
+])
+def test_bad_arguments_are_refused(arguments):
+    with pytest.raises(ValueError, match=next(iter(arguments))):
+        WorkerPool(**arguments)
+
+
+def test_initializer_must_be_callable():
+    with pytest.raises(TypeError, match="initializer must be a callable"):
+        WorkerPool(1, initializer=42)
+
+
+@pytest.mark.parametrize("chunksize", [0, -1, "big", True, 1.5])
+def test_bad_chunksize_is_refused(pool, chunksize):
+    with pytest.raises(ValueError, match="chunksize"):
+        pool.map(abs, [1], chunksize=chunksize)
+
+
+def test_nothing_can_be_submitted_after_shutdown(ctx):
+    pool = WorkerPool(1, mp_context=ctx)
+    pool.shutdown()
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        pool.submit(pow, 2, 2)
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        pool.map(abs, [1])
+
+
+def test_shutdown_finishes_pending_work(ctx):
+    pool = WorkerPool(1, mp_context=ctx)
+    futures = [pool.submit(faults.sleep_for, 0.05) for _ in range(4)]
+    pool.shutdown(wait=True)
+    assert all(f.done() and f.result() == 0.05 for f in futures)
+
+
+def test_shutdown_can_cancel_pending_work(ctx):
+    pool = WorkerPool(1, mp_context=ctx)
+    futures = [pool.submit(faults.sleep_for, 0.3) for _ in range(6)]
+    time.sleep(0.1)
+    pool.shutdown(wait=True, cancel_futures=True)
+    assert all(f.done() for f in futures)
+    assert futures[0].result() == 0.3
+    assert any(f.cancelled() for f in futures)
+
+
+def test_shutdown_without_waiting_still_stops_the_workers(ctx):
+    pool = WorkerPool(2, mp_context=ctx)
+    pids = pool.worker_pids()
+    future = pool.submit(faults.sleep_for, 0.2)
+    pool.shutdown(wait=False)
+    assert get(future) == 0.2
+    deadline = time.monotonic() + 10
+    while any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+              for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pool.shutdown(wait=True)
+    assert not any(psutil.pid_exists(p) for p in pids)
+
+
+# --- the extensions ---
+
+
+def test_map_is_lazy_and_bounded(pool):
+    pulled = itertools.count()
+
+    def numbers():
+        for i in itertools.count():
+            next(pulled)
+            yield i
+
+    results = pool.map(abs, numbers(), chunksize=1)
+    assert [next(results) for _ in range(100)] == list(range(100))
+    in_flight_bound = 4 * pool.max_workers
+    assert next(pulled) <= 100 + in_flight_bound + 1
+    results.close()
+
+
+def test_map_auto_chunks_grow_for_tiny_tasks(pool):
+    n = 200_000
+    assert sum(pool.map(workloads.noop, range(n), chunksize="auto")) == sum(range(n))
+    records = pool.trace()
+    assert len(records) < n / 50, "tiny tasks should travel in large chunks"
+
+
+def test_map_auto_keeps_coarse_tasks_single(pool):
+    list(pool.map(faults.sleep_for, [0.05] * 8, chunksize="auto"))
+    assert len(pool.trace()) == 8
+
+
+def test_max_pending_blocks_submit(ctx):
+    with WorkerPool(1, mp_context=ctx, max_pending=2) as pool:
+        submitted = []
+
+        def producer():
+            for _ in range(3):
+                submitted.append(pool.submit(faults.sleep_for, 0.6))
+
+        thread = threading.Thread(target=producer)
+        thread.start()
+        time.sleep(0.3)
+        assert len(submitted) == 2 and thread.is_alive(), "the third submit should block"
+        thread.join(timeout=RESULT_TIMEOUT)
+        assert len(submitted) == 3
+        assert [get(f) for f in submitted] == [0.6] * 3
+
+
+def test_task_timeout_kills_and_replaces_the_worker(ctx):
+    with WorkerPool(1, mp_context=ctx, task_timeout=0.5) as pool:
+        first = pool.worker_pids()
+        stuck = pool.submit(faults.spin_for, 30)
+        after = pool.submit(pow, 2, 3)
+        with pytest.raises(TaskTimeout, match="task_timeout=0.5") as info:
+            get(stuck)
+        assert isinstance(info.value, TimeoutError)
+        assert get(after) == 8
+        assert pool.worker_pids() != first
+        assert not psutil.pid_exists(first[0])
+
+
+def test_max_tasks_per_child_recycles_workers(ctx):
+    with WorkerPool(1, mp_context=ctx, max_tasks_per_child=2) as pool:
+        pids = [get(pool.submit(faults.worker_pid)) for _ in range(6)]
+        assert len(set(pids)) == 3
+        pids = list(pool.map(faults.worker_pid, range(8)))
+        assert len(set(pids)) >= 4
+
+
+def test_initializer_runs_in_every_worker(ctx):
+    with WorkerPool(1, mp_context=ctx, initializer=faults.counting_initializer,
+                    initargs=(100,)) as pool:
+        assert [get(pool.submit(faults.bump_counter))[1] for _ in range(3)] == [101, 102, 103]
+
+
+def test_trace_records_every_task(pool):
+    start = time.perf_counter()
+    futures = [pool.submit(faults.sleep_for, 0.02) for _ in range(6)]
+    wait(futures)
+    records = pool.trace()
+    assert sorted(r.task_id for r in records) == list(range(6))
+    for r in records:
+        assert start <= r.submitted <= r.started + 0.001 and r.started < r.finished
+        assert r.worker.startswith("pid ")
+    assert len({r.worker for r in records}) <= 2
+    assert pool.trace(clear=True) and pool.trace() == []
+
+
+# --- faults ---
+
+
+def test_a_worker_that_exits_fails_only_its_task(pool):
+    crash = pool.submit(faults.exit_abruptly, 3)
+    others = [pool.submit(pow, i, 2) for i in range(10)]
+    with pytest.raises(WorkerCrashed, match="exited with code 3") as info:
+        get(crash)
+    assert isinstance(info.value, BrokenProcessPool)
+    assert [get(f) for f in others] == [i * i for i in range(10)]
+    assert get(pool.submit(pow, 3, 2)) == 9
+    assert len(pool.worker_pids()) == 2
+
+
+@pytest.mark.parametrize(("task", "signal_name"), [
+    (faults.segfault, "SIGSEGV"),
+    (faults.kill_self, "SIGKILL"),
+])
+def test_a_worker_killed_by_a_signal_fails_only_its_task(pool, task, signal_name):
+    crash = pool.submit(task)
+    with pytest.raises(WorkerCrashed, match=signal_name):
+        get(crash)
+    assert list(pool.map(abs, [-1, -2, -3])) == [1, 2, 3]
+
+
+def test_sigkill_from_outside(ctx):
+    with WorkerPool(1, mp_context=ctx) as pool:
+        [pid] = pool.worker_pids()
+        running = pool.submit(faults.sleep_for, 30)
+        time.sleep(0.3)
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(WorkerCrashed, match=f"pid {pid} was killed by signal SIGKILL"):
+            get(running)
+        assert get(pool.submit(pow, 2, 2)) == 4
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="resource limits are Unix-only")
+def test_a_memory_limit_does_not_break_the_pool(pool):
+    future = pool.submit(faults.exceed_memory, 100, 400)
+    with pytest.raises((MemoryError, WorkerCrashed)):
+        get(future)
+    assert get(pool.submit(pow, 5, 2)) == 25
+
+
+def test_an_unpicklable_argument_fails_only_its_task(pool):
+    futures = [pool.submit(abs, -1), pool.submit(id, threading.Lock()), pool.submit(abs, -3)]
+    assert get(futures[0]) == 1 and get(futures[2]) == 3
+    with pytest.raises(TypeError, match="could not be pickled to send to a worker"):
+        get(futures[1])
+
+
+def test_an_unpicklable_result_or_exception_fails_only_its_task(pool):
+    bad_result = pool.submit(faults.return_unpicklable)
+    bad_error = pool.submit(faults.raise_unpicklable)
+    good = pool.submit(abs, -5)
+    with pytest.raises(RuntimeError, match="result could not be pickled"):
+        get(bad_result)
+    with pytest.raises(RuntimeError, match="could not be pickled"):
+        get(bad_error)
+    assert get(good) == 5
+
+
+def test_a_function_the_worker_cannot_import_fails_only_its_task():
+    """Like a function defined in a notebook, sent to spawn workers."""
+    module = types.ModuleType("made_in_the_parent_only")
+    exec("def double(x):\n    return 2 * x\n", module.__dict__)
+    _sys.modules[module.__name__] = module
+    try:
+        with WorkerPool(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(abs, -1), pool.submit(module.double, 2),
+                       pool.submit(abs, -3)]
+            with pytest.raises(TypeError, match="could not be unpickled in the worker"):
+                get(futures[1])
+            assert get(futures[0]) == 1 and get(futures[2]) == 3
+    finally:
+        del _sys.modules[module.__name__]
+
+
+def test_a_failing_initializer_fails_futures_instead_of_hanging(ctx):
+    pool = WorkerPool(2, mp_context=ctx, initializer=faults.failing_initializer,
+                      initargs=(0.5,))
+    futures = [pool.submit(pow, 2, i) for i in range(5)]  # before the initializer fails
+    for future in futures:
+        with pytest.raises(WorkerInitError, match="initializer raised") as info:
+            get(future)
+        assert isinstance(info.value, BrokenProcessPool)
+    with pytest.raises(BrokenProcessPool):
+        pool.submit(pow, 2, 2)
+    pool.shutdown()
+
+
+def test_workers_ignore_sigint(pool):
+    pids = pool.worker_pids()
+    while set(pool.map(faults.worker_pid, range(20))) != set(pids):
+        pass  # until both workers are up and running tasks
+    for pid in pids:
+        os.kill(pid, signal.SIGINT)
+    time.sleep(0.2)
+    assert list(pool.map(abs, [-1, -2, -3, -4])) == [1, 2, 3, 4]
+    assert pool.worker_pids() == pids
+
+
+def test_an_interrupted_with_block_cancels_and_leaves_nothing(ctx):
+    futures = []
+    with pytest.raises(KeyboardInterrupt):
+        with WorkerPool(2, mp_context=ctx) as pool:
+            pids = pool.worker_pids()
+            futures = [pool.submit(faults.sleep_for, 5) for _ in range(6)]
+            time.sleep(0.3)
+            raise KeyboardInterrupt
+    assert all(f.done() for f in futures)
+    for future in futures:
+        if not future.cancelled():
+            with pytest.raises(PoolTerminated):
+                future.result()
+    assert not any(psutil.pid_exists(p) for p in pids)
+
+
+def test_every_task_ends_resolved_whatever_happens(ctx):
+    """A mixed storm: crashes, timeouts, errors, recycling. Nothing may stay pending."""
+    tasks = [(pow, 2, 3), (faults.exit_abruptly, 1), (faults.raise_error,), (faults.sleep_for, 5),
+             (abs, -4), (faults.segfault,), (id, threading.Lock())]
+    with WorkerPool(2, mp_context=ctx, task_timeout=1.0, max_tasks_per_child=3) as pool:
+        futures = [pool.submit(*task) for task in tasks * 3]
+        done, not_done = wait(futures, timeout=RESULT_TIMEOUT)
+        assert not not_done
+        assert [f.result() for f in futures[0::len(tasks)]] == [8, 8, 8]
+
+
+PARENT_SCRIPT = textwrap.dedent("""
+    import multiprocessing, sys, time
+    from helpers.pool import WorkerPool
+    from helpers import faults
+    if __name__ == "__main__":
+        pool = WorkerPool(2, mp_context=multiprocessing.get_context(sys.argv[1]))
+        pool.submit(faults.sleep_for, 60)
+        print(*pool.worker_pids(), flush=True)
+        time.sleep(120)
+""")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_workers_exit_when_the_parent_is_killed(tmp_path, method):
+    script = tmp_path / "parent.py"
+    script.write_text(PARENT_SCRIPT)
+    parent = subprocess.Popen([sys.executable, str(script), method], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        pids = [int(p) for p in parent.stdout.readline().split()]
+        assert len(pids) == 2
+        parent.kill()
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        alive = set(pids)
+        while alive and time.monotonic() < deadline:
+            alive = {p for p in alive if psutil.pid_exists(p)
+                     and psutil.Process(p).status() != psutil.STATUS_ZOMBIE}
+            time.sleep(0.05)
+        assert not alive, "workers outlived their parent"
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def test_default_worker_count_is_the_usable_cpus():
+    from helpers import machine
+
+    with WorkerPool() as pool:
+        assert pool.max_workers == machine.usable_cpus()
+
+
+def test_cancelled_before_start_is_never_run(ctx):
+    with WorkerPool(1, mp_context=ctx) as pool:
+        blocker = pool.submit(faults.sleep_for, 0.5)
+        queued = [pool.submit(faults.sleep_for, 0.01) for _ in range(5)]
+        cancelled = [f for f in queued if f.cancel()]
+        assert get(blocker) == 0.5
+        assert all(f.cancelled() for f in cancelled)
+        with pytest.raises(CancelledError):
+            if cancelled:
+                cancelled[0].result()
+            else:
+                raise CancelledError
+
+
+def test_it_is_an_executor():
+    from concurrent.futures import Executor
+
+    assert issubclass(WorkerPool, Executor)
+    assert ProcessPoolExecutor  # the reference it is compared with
