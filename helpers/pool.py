@@ -55,7 +55,6 @@ import multiprocessing.connection
 import pickle
 import threading
 import time
-import traceback
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -64,7 +63,7 @@ from concurrent.futures import TimeoutError as FuturesTimeoutError
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from . import config, machine, watchdog
+from . import config, pool_worker
 from .trace import TaskRecord
 
 __all__ = ["WorkerPool", "WorkerCrashed", "WorkerInitError", "TaskTimeout", "PoolTerminated"]
@@ -137,110 +136,6 @@ def describe_exit(exitcode: int | None) -> str:
     return f"exited with code {exitcode}"
 
 
-# --- the worker side ---
-
-
-def _run_chunk(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> tuple[list[Any], float]:
-    """Run ``fn`` over a chunk of argument tuples; return the results and the time taken."""
-    start = time.perf_counter()
-    results = [fn(*args) for args in chunk]
-    return results, time.perf_counter() - start
-
-
-def _run_task(fn, args, kwargs) -> tuple[bool, Any, str | None]:
-    """Run one task: (ok, value or exception, traceback text or None)."""
-    try:
-        return True, fn(*args, **kwargs), None
-    except BaseException as error:  # noqa: BLE001 (everything goes back to the caller)
-        return False, error, "".join(traceback.format_exception(error))
-
-
-class _BatchResults:
-    """What a worker sends back for one batch, column by column (few objects per task)."""
-
-    __slots__ = ("values", "errors", "started", "finished")
-
-    def __init__(self) -> None:
-        self.values: list[Any] = []  # result per task (None where the task failed)
-        self.errors: dict[int, tuple[BaseException, str]] = {}  # index -> (error, traceback)
-        self.started: list[float] = []
-        self.finished: list[float] = []
-
-    def __getstate__(self):
-        return self.values, self.errors, self.started, self.finished
-
-    def __setstate__(self, state) -> None:
-        self.values, self.errors, self.started, self.finished = state
-
-    def make_picklable(self) -> None:
-        """Replace each result or exception that cannot be pickled by an error saying so."""
-        for index, value in enumerate(self.values):
-            if index not in self.errors and not _pickles(value):
-                self.values[index] = None
-                self.errors[index] = (RuntimeError(
-                    f"the task's result could not be pickled: {_pickle_error(value)}"), "")
-        for index, (error, text) in list(self.errors.items()):
-            if not _pickles(error):
-                self.errors[index] = (RuntimeError(
-                    f"the task raised {error!r}, which could not be pickled: "
-                    f"{_pickle_error(error)}"), text)
-
-
-def _pickles(value: Any) -> bool:
-    return _pickle_error(value) is None
-
-
-def _pickle_error(value: Any) -> str | None:
-    try:
-        pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
-    except Exception as error:  # noqa: BLE001
-        return f"{type(error).__name__}: {error}"
-    return None
-
-
-def _worker_main(conn, initializer, initargs, max_tasks) -> None:
-    """A worker: set up, then run batches from ``conn`` until told to stop."""
-    watchdog.worker_setup()
-    if initializer is not None:
-        try:
-            initializer(*initargs)
-        except BaseException as error:  # noqa: BLE001
-            text = "".join(traceback.format_exception(error))
-            conn.send_bytes(pickle.dumps(("init-failed", f"{type(error).__name__}: {error}",
-                                          text)))
-            return
-    done = 0
-    while max_tasks is None or done < max_tasks:
-        try:
-            message = conn.recv_bytes()
-        except (EOFError, OSError):
-            return
-        try:
-            batch = pickle.loads(message)
-        except Exception as error:  # noqa: BLE001 (e.g. a function this process cannot import)
-            conn.send_bytes(pickle.dumps(("unreadable", f"{type(error).__name__}: {error}")))
-            continue
-        if batch is None:
-            return
-        results = _BatchResults()
-        for index, (fn, args, kwargs) in enumerate(batch):
-            results.started.append(time.perf_counter())
-            ok, value, text = _run_task(fn, args, kwargs)
-            results.finished.append(time.perf_counter())
-            if ok:
-                results.values.append(value)
-            else:
-                results.values.append(None)
-                results.errors[index] = (value, text)
-        done += len(batch)
-        try:
-            payload = pickle.dumps(results, pickle.HIGHEST_PROTOCOL)
-        except Exception:  # noqa: BLE001 (find the culprits, keep the rest)
-            results.make_picklable()
-            payload = pickle.dumps(results, pickle.HIGHEST_PROTOCOL)
-        conn.send_bytes(payload)
-
-
 # --- the parent side ---
 
 
@@ -297,7 +192,9 @@ class WorkerPool(Executor):
         task_timeout: float | None = None,
     ) -> None:
         if max_workers is None:
-            max_workers = machine.usable_cpus()
+            from .machine import usable_cpus  # the parent only
+
+            max_workers = usable_cpus()
         _check_positive_int("max_workers", max_workers)
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
@@ -326,7 +223,7 @@ class WorkerPool(Executor):
         self._unfinished = 0  # submitted and not yet resolved
         self._ids = itertools.count()
         self._workers: list[_Worker] = []
-        self._task_seconds: float | None = None  # moving average of task run times
+        self._task_seconds: dict[str, float] = {}  # moving average run time per function
         self._trace: deque[tuple] = deque(maxlen=_TRACE_BATCHES)  # one entry per batch
         self._shutdown = False
         self._broken: BrokenProcessPool | None = None
@@ -466,7 +363,7 @@ class WorkerPool(Executor):
             if not chunk:
                 return False
             with self._lock:
-                in_flight.append(self._submit_locked(_run_chunk, (fn, chunk), {}))
+                in_flight.append(self._submit_locked(pool_worker.run_chunk, (fn, chunk), {}))
             return True
 
         try:
@@ -514,11 +411,16 @@ class WorkerPool(Executor):
                 if self._task_timeout is not None:
                     self._wake_receiver()  # a new deadline to watch
 
+    def _expected_seconds(self) -> float | None:
+        """How long the next pending task's function usually runs (None: not seen yet)."""
+        return self._task_seconds.get(_function_name(self._pending[0].fn))
+
     def _prefetch(self) -> int:
-        if self._task_timeout is not None:
+        """Batches a worker may hold: two for short tasks, so it never waits for the next."""
+        if self._task_timeout is not None or not self._pending:
             return 1
-        fast = self._task_seconds is None or self._task_seconds < PREFETCH_BELOW_SECONDS
-        return 2 if fast else 1
+        expected = self._expected_seconds()
+        return 2 if expected is None or expected < PREFETCH_BELOW_SECONDS else 1
 
     def _worker_with_room(self) -> _Worker | None:
         """The least busy live worker that may take another batch, or None."""
@@ -535,10 +437,11 @@ class WorkerPool(Executor):
         return self._max_tasks_per_child is None or worker.sent < self._max_tasks_per_child
 
     def _batch_limit(self, worker: _Worker) -> int:
-        if self._task_timeout is not None or self._task_seconds is None:
+        expected = self._expected_seconds()
+        if self._task_timeout is not None or expected is None:
             limit = 1
         else:
-            limit = max(1, min(MAX_BATCH, int(BATCH_SECONDS / max(self._task_seconds, 1e-7))))
+            limit = max(1, min(MAX_BATCH, int(BATCH_SECONDS / max(expected, 1e-7))))
         idle = sum(1 for w in self._workers if not w.batches and self._has_quota(w))
         limit = min(limit, math.ceil(len(self._pending) / max(idle, 1)))
         if self._max_tasks_per_child is not None:
@@ -549,9 +452,12 @@ class WorkerPool(Executor):
         """Move up to a batch of pending tasks to ``worker``'s in-flight list."""
         batch = []
         limit = self._batch_limit(worker)
-        if self._pending[0].alone:
+        head = self._pending[0]
+        if head.alone:
             limit = 1
-        while self._pending and len(batch) < limit and not (batch and self._pending[0].alone):
+        while self._pending and len(batch) < limit and (
+                self._pending[0] is head
+                or (self._pending[0].fn is head.fn and not self._pending[0].alone)):
             task = self._pending.popleft()
             if task.dispatched or task.future.set_running_or_notify_cancel():
                 task.dispatched = True
@@ -697,6 +603,7 @@ class WorkerPool(Executor):
             return True
         self._trace.append((worker.pid, [t.task_id for t in batch], [t.submitted for t in batch],
                             message.started, message.finished))
+        name = _function_name(batch[0].fn)
         errors = message.errors
         for index, (task, value) in enumerate(zip(batch, message.values, strict=True)):
             if index in errors:
@@ -705,8 +612,8 @@ class WorkerPool(Executor):
                 task.future.set_result(value)
             task.fn = task.args = task.kwargs = None
         run = (message.finished[-1] - message.started[0]) / len(batch)
-        self._task_seconds = run if self._task_seconds is None else (
-            0.5 * self._task_seconds + 0.5 * run)
+        before = self._task_seconds.get(name)
+        self._task_seconds[name] = run if before is None else 0.5 * before + 0.5 * run
         self._count_finished(len(batch))
         return True
 
@@ -776,7 +683,7 @@ class WorkerPool(Executor):
     def _start_worker(self) -> _Worker:
         parent_end, child_end = self._context.Pipe(duplex=True)
         process = self._context.Process(
-            target=_worker_main,
+            target=pool_worker.worker_main,
             args=(child_end, self._initializer, self._initargs, self._max_tasks_per_child),
             name="WorkerPool-worker", daemon=True,
         )
@@ -816,6 +723,11 @@ class WorkerPool(Executor):
 
 
 # --- small helpers ---
+
+
+def _function_name(fn: Callable[..., Any]) -> str:
+    """A name for a task's function, for its run-time estimate."""
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
 
 
 def _pickle_tasks(batch: list[_Task]) -> bytes:
