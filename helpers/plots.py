@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 
 from .experiments import ScalingResult
 from .measure import AmdahlFit, Spread
+from .measure import spread as spread_of
 from .trace import TaskRecord
 
 #: Okabe & Ito (2008), "Color Universal Design": distinguishable with any colour vision.
@@ -34,6 +35,8 @@ PALETTE = {
     "black": "#000000",
 }
 CYCLE = [PALETTE[c] for c in ("blue", "orange", "green", "vermillion", "sky", "purple")]
+
+SHORT_NAMES = {"ProcessPoolExecutor": "ProcessPool\nExecutor", "multiprocessing.Pool": "mp.Pool"}
 
 STYLE = {
     "font.size": 13,
@@ -138,3 +141,65 @@ def to_png(fig: Figure, dpi: int = 100) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
+
+
+def timelines_plot(timelines: Sequence, title: str = "The same job on each pool") -> Figure:
+    """One Gantt chart per pool, stacked, on a shared time axis.
+
+    ``timelines`` are results with ``.pool``, ``.seconds`` and ``.records``
+    (``helpers.pool_experiments.TimelineResult``).
+    """
+    if not timelines:
+        raise ValueError("timelines_plot needs at least one timeline")
+    with matplotlib.rc_context(STYLE):
+        rows = [len({r.worker for r in t.records}) for t in timelines]
+        fig = Figure(figsize=(9, 1.0 + sum(0.45 * n + 0.6 for n in rows)), layout="constrained")
+        axes = fig.subplots(len(timelines), 1, sharex=True,
+                            gridspec_kw={"height_ratios": [n + 1 for n in rows]}, squeeze=False)
+        end = max(t.seconds for t in timelines)
+        for ax, result in zip(axes[:, 0], timelines, strict=True):
+            workers = sorted({r.worker for r in result.records})
+            row = {w: i for i, w in enumerate(workers)}
+            for r in result.records:
+                ax.broken_barh([(r.started, r.run_seconds)], (row[r.worker] - 0.4, 0.8),
+                               facecolors=CYCLE[r.task_id % len(CYCLE)], edgecolor="white",
+                               linewidth=0.3)
+            ax.axvline(result.seconds, color=PALETTE["black"], linewidth=1)
+            ax.set_yticks(range(len(workers)), [f"worker {i + 1}" for i in range(len(workers))])
+            ax.set_title(f"{result.pool} (chunksize {result.chunksize}): "
+                         f"{result.seconds * 1000:.0f} ms", loc="left", fontsize=12)
+            ax.grid(axis="y", visible=False)
+        axes[-1, 0].set_xlabel("seconds since the job was handed to the pool "
+                               "(black line: last result back)")
+        axes[-1, 0].set_xlim(0, end * 1.03)
+        fig.suptitle(title)
+    return fig
+
+
+def overhead_plot(measurements: Sequence) -> Figure:
+    """Per-task cost of each pool: tiny tasks one by one, and auto-chunked map.
+
+    Bars are medians over the repeats; whiskers show the min–max range.
+    """
+    panels = [("tiny", "one submit per tiny task"),
+              ("map-auto", "map over tiny tasks, auto chunks")]
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(10, 4), layout="constrained")
+        axes = fig.subplots(1, 2)
+        for ax, (experiment, title) in zip(axes, panels, strict=True):
+            chosen = [m for m in measurements if m.experiment == experiment]
+            names = sorted({m.executor for m in chosen}, key=lambda n: (n != "WorkerPool", n))
+            if not names:
+                ax.set_visible(False)
+                continue
+            values = [spread_of([m.seconds / m.tasks * 1e6 for m in chosen if m.executor == n])
+                      for n in names]
+            ax.bar(range(len(names)), [v.median for v in values],
+                   yerr=[[v.median - v.low for v in values], [v.high - v.median for v in values]],
+                   color=CYCLE[: len(names)], capsize=5)
+            ax.set_xticks(range(len(names)), [SHORT_NAMES.get(n, n) for n in names], fontsize=10)
+            ax.set_ylabel("µs per task (median, min–max)")
+            ax.set_title(title, fontsize=12)
+            for x, v in enumerate(values):
+                ax.annotate(f"{v.median:.2f}", (x, v.high), ha="center", va="bottom", fontsize=10)
+    return fig

@@ -69,6 +69,16 @@ def traced_call(
     return result, record
 
 
+def trace_task(fn: Callable[..., Any], arg: Any, job_start: float, task_id: int) -> TaskRecord:
+    """Run ``fn(arg)`` and return only its record (for ``map`` over task ids). Runs in the worker.
+
+    ``submitted`` is the job's start: with ``map`` the caller hands over all tasks at once.
+    """
+    started = time.perf_counter()
+    fn(arg)
+    return TaskRecord(task_id, worker_name(), job_start, started, time.perf_counter())
+
+
 def relative_to(records: Iterable[TaskRecord], start: float) -> list[TaskRecord]:
     """The same records with times measured from ``start`` (seconds)."""
     return [

@@ -1,15 +1,17 @@
 """Dashboards: change the parameters, press Run, see the plot of *your* run.
 
 A widget only re-runs an experiment and redraws; all the logic lives in
-``experiments`` and ``plots``. The run happens in a background thread so the
-notebook stays responsive:
+``experiments``, ``pool_experiments`` and ``plots``. The run happens in a
+background thread so the notebook stays responsive::
 
     Run pressed ──> read and check the parameters ──(bad)──> message in the output
                          │ (good, and no run going)
                          ▼
-                 thread: run_scaling(...) ──> plot ──> PNG in the output
+                 thread: experiment(...) ──> figures ──> PNGs in the output
 
 A second press while a run is going only says so; it does not start a second run.
+:class:`ExperimentDashboard` holds that logic; each dashboard adds its controls,
+its parameter checks, its experiment and its drawing.
 """
 
 from __future__ import annotations
@@ -25,69 +27,48 @@ from IPython.display import Image, Markdown
 from . import experiments, machine, plots, workloads
 
 
-class ScalingDashboard:
-    """Workers, workload and task size → the scaling plot and a timeline."""
+class ExperimentDashboard:
+    """Run button, status line, output area, and the run-in-a-thread logic."""
 
-    #: Task sizes the dashboard accepts, in milliseconds.
-    TASK_MS_RANGE = (1.0, 2000.0)
-
-    def __init__(self, run: Callable[..., experiments.ScalingResult] = experiments.run_scaling):
+    def __init__(self, run: Callable[..., Any]) -> None:
         self._run = run
         self.usable = machine.usable_cpus()
-        available = [name for name, w in workloads.WORKLOADS.items() if w.available()]
-        self.workers = W.IntSlider(
-            value=self.usable, min=1, max=2 * self.usable, description="max workers",
-            tooltip="up to 2× the usable CPUs, to show oversubscription",
-        )
-        self.workload = W.Dropdown(options=available, value="python", description="workload")
-        self.executor = W.ToggleButtons(options=["process", "thread"], value="process",
-                                        description="executor")
-        self.task_ms = W.FloatText(value=20.0, description="task (ms)")
         self.button = W.Button(description="Run", button_style="primary", icon="play")
         self.status = W.HTML()
         self.output = W.Output()
-        self.result: experiments.ScalingResult | None = None
+        self.result: Any = None
         self.runs_started = 0
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.button.on_click(self._on_click)
 
-    # --- what the notebook shows ---
+    # --- to be provided by each dashboard ---
+
+    def controls(self) -> list[W.Widget]:
+        raise NotImplementedError
+
+    def parameters(self) -> dict[str, Any]:
+        """The experiment's arguments, checked; raises ValueError saying what is allowed."""
+        raise NotImplementedError
+
+    def draw(self, result: Any) -> list[Any]:
+        """Display objects (images, Markdown) for a finished run."""
+        raise NotImplementedError
+
+    # --- shared ---
 
     def widget(self) -> W.Widget:
-        controls = W.HBox([W.VBox([self.workers, self.workload, self.task_ms]),
-                           W.VBox([self.executor, self.button, self.status])])
-        return W.VBox([controls, self.output])
+        return W.VBox([W.HBox([W.VBox(self.controls()), W.VBox([self.button, self.status])]),
+                       self.output])
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
         display(self.widget())
 
-    # --- the callback ---
-
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
-
-    def parameters(self) -> dict[str, Any]:
-        """The run's arguments, checked; raises ValueError saying what is allowed."""
-        low, high = self.TASK_MS_RANGE
-        task_ms = self.task_ms.value
-        if not low <= task_ms <= high:
-            raise ValueError(
-                f"task size {task_ms:g} ms is out of range: choose {low:g} to {high:g} ms."
-            )
-        top = self.workers.value
-        if not 1 <= top <= 2 * self.usable:
-            raise ValueError(f"max workers must be 1 to {2 * self.usable}, got {top}.")
-        return {
-            "workers": experiments.default_worker_counts(top),
-            "workload": self.workload.value,
-            "executor": self.executor.value,
-            "task_seconds": task_ms / 1000,
-            "progress": False,
-        }
 
     def _on_click(self, _button: Any = None) -> None:
         with self._lock:
@@ -102,26 +83,22 @@ class ScalingDashboard:
             self.runs_started += 1
             self.status.value = "running…"
             self._thread = threading.Thread(target=self._run_and_draw, args=(arguments,),
-                                            name="scaling-dashboard", daemon=True)
+                                            name=type(self).__name__, daemon=True)
             self._thread.start()
 
     def _run_and_draw(self, arguments: dict[str, Any]) -> None:
         start = time.perf_counter()
         try:
             result = self._run(**arguments)
-            scaling = plots.to_png(plots.scaling_plot(result))
-            timeline = plots.to_png(plots.timeline_plot(
-                result.traces[max(result.traces)],
-                f"Timeline with {max(result.traces)} workers"))
+            shown = self.draw(result)
         except Exception as error:  # shown to the learner, never a traceback
             self._show_message(f"**The run failed:** {type(error).__name__}: {error}")
             self.status.value = "failed"
             return
         self.result = result
         self.output.outputs = ()
-        self.output.append_display_data(Image(data=scaling, format="png"))
-        self.output.append_display_data(Markdown(result.explain()))
-        self.output.append_display_data(Image(data=timeline, format="png"))
+        for item in shown:
+            self.output.append_display_data(item)
         self.status.value = f"done in {time.perf_counter() - start:.1f} s"
 
     def _show_message(self, text: str) -> None:
@@ -136,6 +113,101 @@ class ScalingDashboard:
         return not self.running
 
 
+def _png(figure: Any) -> Image:
+    return Image(data=plots.to_png(figure), format="png")
+
+
+def _check_range(label: str, value: float, low: float, high: float, unit: str = "") -> None:
+    if not low <= value <= high:
+        raise ValueError(f"{label} {value:g}{unit} is out of range: choose {low:g} to "
+                         f"{high:g}{unit}.")
+
+
+class ScalingDashboard(ExperimentDashboard):
+    """Workers, workload, executor and task size → the scaling plot and a timeline."""
+
+    #: Task sizes the dashboard accepts, in milliseconds.
+    TASK_MS_RANGE = (1.0, 2000.0)
+
+    def __init__(self, run: Callable[..., experiments.ScalingResult] = experiments.run_scaling):
+        super().__init__(run)
+        available = [name for name, w in workloads.WORKLOADS.items() if w.available()]
+        self.workers = W.IntSlider(
+            value=self.usable, min=1, max=2 * self.usable, description="max workers",
+            tooltip="up to 2× the usable CPUs, to show oversubscription",
+        )
+        self.workload = W.Dropdown(options=available, value="python", description="workload")
+        self.executor = W.ToggleButtons(options=["process", "thread"], value="process",
+                                        description="executor")
+        self.task_ms = W.FloatText(value=20.0, description="task (ms)")
+
+    def controls(self) -> list[W.Widget]:
+        return [self.workers, self.workload, self.task_ms, self.executor]
+
+    def parameters(self) -> dict[str, Any]:
+        _check_range("task size", self.task_ms.value, *self.TASK_MS_RANGE, " ms")
+        _check_range("max workers", self.workers.value, 1, 2 * self.usable)
+        return {
+            "workers": experiments.default_worker_counts(self.workers.value),
+            "workload": self.workload.value,
+            "executor": self.executor.value,
+            "task_seconds": self.task_ms.value / 1000,
+            "progress": False,
+        }
+
+    def draw(self, result: experiments.ScalingResult) -> list[Any]:
+        top = max(result.traces)
+        return [_png(plots.scaling_plot(result)), Markdown(result.explain()),
+                _png(plots.timeline_plot(result.traces[top], f"Timeline with {top} workers"))]
+
+
 def scaling_dashboard() -> ScalingDashboard:
     """A ready-to-display :class:`ScalingDashboard`."""
     return ScalingDashboard()
+
+
+class PoolDashboard(ExperimentDashboard):
+    """Pool, chunk size, workers and task size → that pool's timeline and wall time."""
+
+    TASK_MS_RANGE = (0.05, 500.0)
+    TASKS_RANGE = (1, 5000)
+
+    def __init__(self, run: Callable[..., Any] | None = None) -> None:
+        from . import pool_experiments
+
+        super().__init__(run or pool_experiments.timeline)
+        self.pool = W.Dropdown(options=list(pool_experiments.POOLS), value="WorkerPool",
+                               description="pool")
+        self.chunksize = W.IntText(value=1, description="chunksize")
+        self.workers = W.IntSlider(value=self.usable, min=1, max=2 * self.usable,
+                                   description="workers")
+        self.task_ms = W.FloatText(value=2.0, description="task (ms)")
+        self.tasks = W.IntText(value=200, description="tasks")
+
+    def controls(self) -> list[W.Widget]:
+        return [self.pool, self.chunksize, self.workers, self.task_ms, self.tasks]
+
+    def parameters(self) -> dict[str, Any]:
+        _check_range("task size", self.task_ms.value, *self.TASK_MS_RANGE, " ms")
+        _check_range("number of tasks", self.tasks.value, *self.TASKS_RANGE)
+        _check_range("chunksize", self.chunksize.value, 1, max(1, self.tasks.value))
+        _check_range("workers", self.workers.value, 1, 2 * self.usable)
+        return {"pool": self.pool.value, "chunksize": self.chunksize.value,
+                "workers": self.workers.value, "task_seconds": self.task_ms.value / 1000,
+                "tasks": self.tasks.value}
+
+    def draw(self, result: Any) -> list[Any]:
+        ideal = result.tasks * result.task_seconds / min(result.workers, self.usable)
+        summary = (f"**{result.pool}** ran {result.tasks} tasks of "
+                   f"{result.task_seconds * 1000:g} ms "
+                   f"on {result.workers} workers (chunksize {result.chunksize}) in "
+                   f"**{result.seconds * 1000:.0f} ms**; perfect division of the work would take "
+                   f"{ideal * 1000:.0f} ms, so **{max(result.seconds - ideal, 0) * 1000:.0f} ms** "
+                   "went to overhead and idle workers.")
+        return [_png(plots.timelines_plot([result], f"{result.pool}, {result.start_method}")),
+                Markdown(summary)]
+
+
+def pool_dashboard() -> PoolDashboard:
+    """A ready-to-display :class:`PoolDashboard`."""
+    return PoolDashboard()

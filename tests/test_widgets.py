@@ -64,3 +64,35 @@ def test_a_failing_run_is_reported_in_the_output():
 
 def test_workers_slider_goes_to_twice_the_usable_cpus(dashboard):
     assert dashboard.workers.max == 2 * dashboard.usable
+
+
+# --- the pool dashboard (notebook 05) ---
+
+
+@pytest.fixture
+def pool_dashboard():
+    return widgets.PoolDashboard()
+
+
+def test_pool_dashboard_draws_a_timeline(pool_dashboard):
+    pool_dashboard.pool.value = "ProcessPoolExecutor"
+    pool_dashboard.tasks.value = 40
+    pool_dashboard.task_ms.value = 1
+    pool_dashboard.chunksize.value = 4
+    pool_dashboard.button.click()
+    assert pool_dashboard.wait(timeout=60)
+    result = pool_dashboard.result
+    assert result.pool == "ProcessPoolExecutor" and len(result.records) == 40
+    assert "went to overhead" in outputs_text(pool_dashboard)
+
+
+@pytest.mark.parametrize(("control", "value", "message"), [
+    ("chunksize", 0, "chunksize 0 is out of range"),
+    ("tasks", 100000, "number of tasks 100000 is out of range"),
+    ("task_ms", -1, "task size -1 ms is out of range"),
+])
+def test_pool_dashboard_bad_values(pool_dashboard, control, value, message):
+    getattr(pool_dashboard, control).value = value
+    pool_dashboard.button.click()
+    assert pool_dashboard.runs_started == 0
+    assert message in outputs_text(pool_dashboard)

@@ -44,6 +44,7 @@ def test_worker_side_modules_import_only_the_standard_library():
         "import sys\n"
         "before = set(sys.modules)\n"
         "import helpers.workloads, helpers.trace, helpers.watchdog, helpers.config\n"
+        "import helpers.pool, helpers.pool_worker, helpers.faults, helpers.machine\n"
         "new = {m.split('.')[0] for m in set(sys.modules) - before}\n"
         "third = sorted(new - set(sys.stdlib_module_names) - {'helpers', '__mp_main__'})\n"
         "print(','.join(third))\n"

@@ -57,16 +57,17 @@ class Sizes:
 class PoolUnderTest:
     """A started pool, with the few operations the benchmark needs."""
 
-    def __init__(self, name: str, method: str) -> None:
-        self.name, self.method = name, method
+    def __init__(self, name: str, method: str, workers: int = WORKERS,
+                 task_timeout: float | None = None) -> None:
+        self.name, self.method, self.workers = name, method, workers
         context = multiprocessing.get_context(method)
         if name == "WorkerPool":
-            self.pool: Any = WorkerPool(WORKERS, mp_context=context)
+            self.pool: Any = WorkerPool(workers, mp_context=context, task_timeout=task_timeout)
         elif name == "ProcessPoolExecutor":
-            self.pool = ProcessPoolExecutor(WORKERS, mp_context=context,
+            self.pool = ProcessPoolExecutor(workers, mp_context=context,
                                             initializer=watchdog.worker_setup)
         elif name == "multiprocessing.Pool":
-            self.pool = context.Pool(WORKERS, initializer=watchdog.worker_setup)
+            self.pool = context.Pool(workers, initializer=watchdog.worker_setup)
         else:
             raise ValueError(f"unknown pool {name!r}; choose one of {', '.join(POOLS)}")
 
@@ -74,7 +75,14 @@ class PoolUnderTest:
     def is_mp_pool(self) -> bool:
         return self.name == "multiprocessing.Pool"
 
+    def start(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Start one task; returns a Future (or an AsyncResult for multiprocessing.Pool)."""
+        if self.is_mp_pool:
+            return self.pool.apply_async(fn, args)
+        return self.pool.submit(fn, *args)
+
     def one(self, fn: Callable[[int], Any], arg: int) -> Any:
+        """Run one task and wait for its result."""
         if self.is_mp_pool:
             return self.pool.apply_async(fn, (arg,)).get()
         return self.pool.submit(fn, arg).result()
@@ -89,17 +97,28 @@ class PoolUnderTest:
     def warm_up(self) -> None:
         """The same for every pool: all workers started, then a few hundred round trips."""
         if self.is_mp_pool:
-            self.pool.map(workloads.sleep_io, [20] * (2 * WORKERS), chunksize=1)
+            self.pool.map(workloads.sleep_io, [20] * (2 * self.workers), chunksize=1)
         else:
-            wait([self.pool.submit(workloads.sleep_io, 20) for _ in range(2 * WORKERS)])
+            wait([self.pool.submit(workloads.sleep_io, 20) for _ in range(2 * self.workers)])
         self.many(workloads.noop, list(range(200)))
 
     def close(self) -> None:
+        """Finish the work and stop the workers."""
         if self.is_mp_pool:
             self.pool.close()
             self.pool.join()
         else:
             self.pool.shutdown(wait=True)
+
+    def terminate(self) -> None:
+        """Stop as soon as each pool allows: ProcessPoolExecutor waits for running tasks."""
+        if self.is_mp_pool:
+            self.pool.terminate()
+            self.pool.join()
+        elif self.name == "WorkerPool":
+            self.pool.terminate()
+        else:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 # --- the experiments ---

@@ -1,0 +1,56 @@
+"""joblib.Parallel on WorkerPool, through joblib itself."""
+
+import pytest
+from joblib import Parallel, delayed, parallel_config
+
+from helpers import faults, joblib_backend
+from helpers.pool import WorkerCrashed
+
+
+@pytest.fixture(scope="module", autouse=True)
+def registered():
+    return joblib_backend.register()
+
+
+def test_parallel_runs_on_the_pool():
+    with parallel_config(backend="worker-pool", n_jobs=2):
+        assert Parallel()(delayed(pow)(i, 2) for i in range(1000)) == [i * i for i in
+                                                                        range(1000)]
+
+
+def test_parallel_uses_two_worker_processes():
+    with parallel_config(backend="worker-pool", n_jobs=2):
+        pids = Parallel(batch_size=1)(delayed(faults.sleep_for)(0.05) for _ in range(6))
+    assert pids == [0.05] * 6
+    with parallel_config(backend="worker-pool", n_jobs=2):
+        pids = set(Parallel(batch_size=1)(delayed(faults.worker_pid)() for _ in range(20)))
+    assert 1 <= len(pids) <= 2
+
+
+def test_generator_output_and_errors():
+    with parallel_config(backend="worker-pool", n_jobs=2):
+        assert list(Parallel(return_as="generator")(delayed(abs)(-i) for i in range(5))) == \
+            [0, 1, 2, 3, 4]
+        with pytest.raises(ValueError, match="boom"):
+            Parallel()(delayed(faults.raise_error)("boom") for _ in range(3))
+
+
+def test_pool_options_pass_through():
+    with parallel_config(backend="worker-pool", n_jobs=2, max_tasks_per_child=2):
+        pids = Parallel(batch_size=1)(delayed(faults.worker_pid)() for _ in range(10))
+    assert len(set(pids)) >= 5
+
+
+def test_a_crash_surfaces_as_worker_crashed():
+    with parallel_config(backend="worker-pool", n_jobs=2), pytest.raises(WorkerCrashed):
+        Parallel()(delayed(faults.exit_abruptly)(4) for _ in range(2))
+
+
+def test_one_job_falls_back_to_sequential():
+    with parallel_config(backend="worker-pool", n_jobs=1):
+        assert Parallel()(delayed(abs)(-3) for _ in range(2)) == [3, 3]
+
+
+def test_unknown_option_is_refused():
+    with pytest.raises(TypeError, match="unknown WorkerPool option"):
+        joblib_backend.WorkerPoolBackend(max_workers=3)
