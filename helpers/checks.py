@@ -115,3 +115,66 @@ def parallel_efficiency(answer: Any, result: Any) -> str:
         raise NotYet("Close: write it as a fraction between 0 and 1 (0.9, not 90).")
     raise NotYet(f"Use the median speedup at {top} workers from `result.speedups()`, "
                  "and divide by the number of workers.")
+
+
+# --- notebook 05 ---
+
+
+@checker
+def median_queue_wait(answer: Any, records: Any) -> str:
+    """Exercise 05.1: the median time tasks waited between submit and start, in seconds."""
+    import statistics
+
+    waits = [r.started - r.submitted for r in records]
+    expected = statistics.median(waits)
+    value = _number(answer, "The median wait")
+    tolerance = max(1e-6, 0.01 * abs(expected))
+    if abs(value - expected) <= tolerance:
+        return (f"Half the tasks waited less than {expected * 1000:.2f} ms before a worker "
+                "started them: that wait is the queue, not the work.")
+    if abs(value - statistics.mean(waits)) <= tolerance:
+        raise NotYet("That is the mean. A few long waits pull the mean up; use "
+                     "`statistics.median`.")
+    if abs(value - statistics.median(r.finished - r.started for r in records)) <= tolerance:
+        raise NotYet("That is how long tasks *ran* (finished − started). The wait is "
+                     "started − submitted.")
+    if abs(value / 1000 - expected) <= tolerance:
+        raise NotYet("Right quantity, wrong unit: the records are in seconds, not milliseconds.")
+    raise NotYet("Compute `r.started - r.submitted` for every record, then take the median.")
+
+
+@checker
+def task_timeout_choice(answer: Any) -> str:
+    """Exercise 05.2: healthy tasks take up to 0.2 s; a stuck one must go within 1 s."""
+    value = _number(answer, "task_timeout")
+    if value <= 0:
+        raise NotYet("task_timeout must be a positive number of seconds.")
+    if value <= 0.2:
+        raise NotYet(f"With task_timeout={value:g}, a healthy 0.2 s task could be killed. "
+                     "Leave room above the longest healthy task.")
+    if value > 1.0:
+        raise NotYet(f"With task_timeout={value:g}, a stuck task would hold its worker for more "
+                     "than the 1 s allowed.")
+    return (f"task_timeout={value:g} lets every healthy task finish and stops a stuck one within "
+            "1 s. In production, set it from measured task times (the trace), with a margin.")
+
+
+@checker
+def crash_exception(answer: Any) -> str:
+    """Exercise 05.3: the exception a future gets when its worker is killed."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from .pool import TaskTimeout, WorkerCrashed
+
+    if answer is WorkerCrashed:
+        return ("`WorkerCrashed` names the dead worker and its signal or exit code; only the "
+                "tasks that worker held get it, and the pool carries on.")
+    if answer is BrokenProcessPool:
+        raise NotYet("True, but not the most specific answer: which subclass says that only "
+                     "this task failed and the pool carried on?")
+    if answer is TaskTimeout:
+        raise NotYet("TaskTimeout is for tasks the pool killed for running too long. Here "
+                     "something else killed the worker.")
+    if isinstance(answer, BaseException):
+        raise NotYet("Give the exception *class*, not an instance (no parentheses).")
+    raise NotYet("Look at the fault table above, or at `helpers.pool.__all__`.")

@@ -113,3 +113,10 @@ def bump_counter(_: object = None) -> tuple[int, int]:
     global _counter
     _counter += 1
     return os.getpid(), _counter
+
+
+def exit_or_report_pid(exit_code: int | None) -> int:
+    """Exit the worker with ``exit_code``, or, given None, return the worker's pid."""
+    if exit_code is not None:
+        os._exit(exit_code)
+    return os.getpid()

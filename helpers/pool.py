@@ -6,7 +6,7 @@ pools and survives the faults they do not. Data flow::
     submit(fn, *args) ─► Future (PENDING) ─► _pending deque
                                                 │
          sender thread: takes a *batch* of pending tasks for a worker with a free
-         slot, pickles each task on its own (a bad one fails alone), writes the
+         slot, pickles it (a task that will not pickle fails alone), writes the
          batch to that worker's pipe
                                                 │
         ┌───────────────┬───────────────────────┴──────┐
