@@ -82,3 +82,67 @@ def test_efficiency_solution_passes(capsys):
 def test_efficiency_wrong_answers_get_hints(capsys, answer, hint):
     assert checks.parallel_efficiency(answer, fake_result(1.8)) is False
     assert hint in shown(capsys)
+
+
+# --- notebook 05 ---
+
+def fake_records():
+    from helpers.trace import TaskRecord
+    return [TaskRecord(i, "pid 1", 0.0, 0.01 * i, 0.01 * i + 0.005) for i in range(5)]
+
+
+def test_median_queue_wait_solution_passes(capsys):
+    records = fake_records()
+    namespace = run_solution("05_median_queue_wait.py", {"records": records})
+    assert checks.median_queue_wait(namespace["answer_wait"], records) is True
+
+
+@pytest.mark.parametrize(("answer", "hint"), [
+    (0.005, "how long tasks *ran*"),
+    (25.0, "wrong unit"),
+    (0.9, "r.started - r.submitted"),
+])
+def test_median_queue_wait_wrong_answers(capsys, answer, hint):
+    from helpers.trace import TaskRecord
+    records = fake_records() + [TaskRecord(9, "p", 0.0, 5.0, 5.1)]
+    assert checks.median_queue_wait(answer, records) is False
+    assert hint in shown(capsys)
+
+
+def test_median_queue_wait_mean_gets_a_hint(capsys):
+    from helpers.trace import TaskRecord
+    records = [TaskRecord(i, "p", 0.0, s, s + 0.001) for i, s in enumerate([0.0, 0.01, 1.0])]
+    assert checks.median_queue_wait((0.0 + 0.01 + 1.0) / 3, records) is False
+    assert "mean" in shown(capsys)
+
+
+def test_task_timeout_solution_passes(capsys):
+    namespace = run_solution("05_task_timeout.py", {})
+    assert checks.task_timeout_choice(namespace["answer_timeout"]) is True
+
+
+@pytest.mark.parametrize(("answer", "hint"), [
+    (0.1, "healthy 0.2 s task could be killed"),
+    (5, "more than the 1 s allowed"),
+    (-1, "positive"),
+])
+def test_task_timeout_wrong_answers(capsys, answer, hint):
+    assert checks.task_timeout_choice(answer) is False
+    assert hint in shown(capsys)
+
+
+def test_crash_exception_solution_passes(capsys):
+    namespace = run_solution("05_crash_exception.py", {})
+    assert checks.crash_exception(namespace["answer_exception"]) is True
+
+
+def test_crash_exception_wrong_answers(capsys):
+    from concurrent.futures.process import BrokenProcessPool
+
+    from helpers.pool import TaskTimeout, WorkerCrashed
+    assert checks.crash_exception(BrokenProcessPool) is False
+    assert "most specific" in shown(capsys)
+    assert checks.crash_exception(TaskTimeout) is False
+    assert "running too long" in shown(capsys)
+    assert checks.crash_exception(WorkerCrashed(1, -9, 1)) is False
+    assert "not an instance" in shown(capsys)
