@@ -58,7 +58,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, Future
+from concurrent.futures import CancelledError, Executor, Future
 from concurrent.futures import TimeoutError as FuturesTimeoutError
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -76,9 +76,10 @@ CHUNK_SECONDS = 0.02
 MAX_CHUNK = 1 << 16
 #: Tasks shorter than this get a second batch queued in the worker's pipe.
 PREFETCH_BELOW_SECONDS = 0.01
-#: Trace records kept (the newest).
+#: Trace records ``trace()`` returns at most (the newest); the pool keeps the
+#: newest TRACE_BATCHES batches of them (a batch holds 1 to MAX_BATCH tasks).
 TRACE_LIMIT = 100_000
-_TRACE_BATCHES = TRACE_LIMIT // 8
+TRACE_BATCHES = 20_000
 
 
 # --- errors ---
@@ -224,7 +225,7 @@ class WorkerPool(Executor):
         self._ids = itertools.count()
         self._workers: list[_Worker] = []
         self._task_seconds: dict[str, float] = {}  # moving average run time per function
-        self._trace: deque[tuple] = deque(maxlen=_TRACE_BATCHES)  # one entry per batch
+        self._trace: deque[tuple] = deque(maxlen=TRACE_BATCHES)  # one entry per batch
         self._shutdown = False
         self._broken: BrokenProcessPool | None = None
         self._wakeup_reader, self._wakeup_writer = multiprocessing.Pipe(duplex=False)
@@ -252,16 +253,7 @@ class WorkerPool(Executor):
             if self._max_pending is not None:
                 while self._unfinished >= self._max_pending and not self._closed():
                     self._space.wait()
-            if self._shutdown or self._broken is not None:
-                self._refuse()
-            future: Future = Future()
-            self._pending.append(_Task(next(self._ids), future, fn, args, kwargs,
-                                       time.perf_counter()))
-            self._unfinished += 1
-            if self._sender_waiting:
-                self._sender_waiting = False
-                self._work_or_room.notify()
-            return future
+            return self._submit_locked(fn, args, kwargs)
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any],
             timeout: float | None = None, chunksize: int | str = 1) -> Iterator[Any]:
@@ -292,7 +284,7 @@ class WorkerPool(Executor):
             self._work_or_room.notify_all()
             self._space.notify_all()
         for task in cancelled:
-            task.future.cancel()
+            _cancel(task, CancelledError("cancelled by shutdown(cancel_futures=True)"))
         self._wake_receiver()
         if wait:
             self._sender.join()
@@ -703,8 +695,8 @@ class WorkerPool(Executor):
             error = self._broken
         for task in pending:
             if isinstance(error, PoolTerminated):
-                task.future.cancel()
-            elif task.future.set_running_or_notify_cancel():
+                _cancel(task, error)
+            elif task.dispatched or task.future.set_running_or_notify_cancel():
                 task.future.set_exception(error)
         for worker in workers:
             if worker.process.is_alive():
@@ -733,6 +725,18 @@ def _function_name(fn: Callable[..., Any]) -> str:
 def _pickle_tasks(batch: list[_Task]) -> bytes:
     return pickle.dumps([(t.fn, t.args, t.kwargs) for t in batch],
                         pickle.HIGHEST_PROTOCOL)
+
+
+def _cancel(task: _Task, error: BaseException) -> None:
+    """Cancel a task that never ran; one sent back to the queue after a crash gets ``error``.
+
+    ``set_running_or_notify_cancel`` after ``cancel`` is what wakes ``wait()`` and
+    ``as_completed()``, as the standard executors do.
+    """
+    if task.future.cancel():
+        task.future.set_running_or_notify_cancel()
+    else:
+        task.future.set_exception(error)
 
 
 def _settle(task: _Task, ok: bool, value: Any, text: str | None) -> None:

@@ -446,3 +446,18 @@ def test_it_is_an_executor():
 
     assert issubclass(WorkerPool, Executor)
     assert ProcessPoolExecutor  # the reference it is compared with
+
+
+@pytest.mark.parametrize("stop", ["shutdown-cancel", "terminate"])
+def test_stopping_mid_storm_resolves_every_task(ctx, stop):
+    """Crashes re-queue tasks while the pool is being stopped: still nothing stays pending."""
+    pool = WorkerPool(2, mp_context=ctx)
+    tasks = [(faults.sleep_for, 0.05), (faults.exit_abruptly, 1), (abs, -1)] * 10
+    futures = [pool.submit(*task) for task in tasks]
+    time.sleep(0.2)
+    if stop == "terminate":
+        pool.terminate()
+    else:
+        pool.shutdown(wait=True, cancel_futures=True)
+    done, not_done = wait(futures, timeout=RESULT_TIMEOUT)
+    assert not not_done
