@@ -85,3 +85,33 @@ def pytest_sessionfinish(session, exitstatus):
 def quick(monkeypatch):
     """Quick mode, as CI and live demos use."""
     monkeypatch.setenv("COURSE_QUICK", "1")
+
+
+def still_alive(pids, seconds: float = 10.0) -> set[int]:
+    """The pids among ``pids`` still running (not zombies) after up to ``seconds``."""
+    deadline = time.monotonic() + seconds
+    alive = set(pids)
+    while alive and time.monotonic() < deadline:
+        alive = {p for p in alive
+                 if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE}
+        time.sleep(0.05)
+    return alive
+
+
+def orphans_after_killing_parent(script: str, method: str, tmp_path) -> set[int]:
+    """Run ``script`` (it prints its workers' pids), SIGKILL it, return workers still alive."""
+    import subprocess
+
+    path = tmp_path / "parent.py"
+    path.write_text(script)
+    parent = subprocess.Popen([sys.executable, str(path), method], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        pids = [int(p) for p in parent.stdout.readline().split()]
+        assert len(pids) >= 1, "the parent script printed no worker pids"
+        parent.kill()
+        parent.wait(10)
+        return still_alive(pids)
+    finally:
+        parent.kill()
+        parent.wait()

@@ -9,7 +9,6 @@ import itertools
 import multiprocessing
 import os
 import signal
-import subprocess
 import sys
 import sys as _sys
 import textwrap
@@ -26,6 +25,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 import psutil
 import pytest
+from conftest import orphans_after_killing_parent, still_alive
 
 from helpers import faults, workloads
 from helpers.pool import (
@@ -161,10 +161,7 @@ def test_shutdown_without_waiting_still_stops_the_workers(ctx):
     future = pool.submit(faults.sleep_for, 0.2)
     pool.shutdown(wait=False)
     assert get(future) == 0.2
-    deadline = time.monotonic() + 10
-    while any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
-              for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert still_alive(pids) == set()
     pool.shutdown(wait=True)
     assert not any(psutil.pid_exists(p) for p in pids)
 
@@ -399,25 +396,7 @@ PARENT_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.parametrize("method", METHODS)
 def test_workers_exit_when_the_parent_is_killed(tmp_path, method):
-    script = tmp_path / "parent.py"
-    script.write_text(PARENT_SCRIPT)
-    parent = subprocess.Popen([sys.executable, str(script), method], stdout=subprocess.PIPE,
-                              text=True)
-    try:
-        pids = [int(p) for p in parent.stdout.readline().split()]
-        assert len(pids) == 2
-        parent.kill()
-        parent.wait(10)
-        deadline = time.monotonic() + 10
-        alive = set(pids)
-        while alive and time.monotonic() < deadline:
-            alive = {p for p in alive if psutil.pid_exists(p)
-                     and psutil.Process(p).status() != psutil.STATUS_ZOMBIE}
-            time.sleep(0.05)
-        assert not alive, "workers outlived their parent"
-    finally:
-        parent.kill()
-        parent.wait()
+    assert orphans_after_killing_parent(PARENT_SCRIPT, method, tmp_path) == set()
 
 
 def test_default_worker_count_is_the_usable_cpus():

@@ -3,12 +3,10 @@
 import multiprocessing
 import os
 import signal
-import subprocess
-import sys
 import time
 
-import psutil
 import pytest
+from conftest import orphans_after_killing_parent
 
 METHODS = [m for m in ("fork", "spawn") if m in multiprocessing.get_all_start_methods()]
 
@@ -32,31 +30,9 @@ if __name__ == "__main__":
 """
 
 
-def wait_gone(pids, seconds=10.0):
-    deadline = time.monotonic() + seconds
-    alive = set(pids)
-    while alive and time.monotonic() < deadline:
-        alive = {p for p in alive
-                 if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE}
-        time.sleep(0.05)
-    return alive
-
-
 @pytest.mark.parametrize("method", METHODS)
 def test_workers_exit_when_the_parent_is_killed(tmp_path, method):
-    script = tmp_path / "parent.py"
-    script.write_text(PARENT)
-    parent = subprocess.Popen([sys.executable, str(script), method], stdout=subprocess.PIPE,
-                              text=True)
-    try:
-        pids = [int(p) for p in parent.stdout.readline().split()]
-        assert len(pids) == 2
-        parent.send_signal(signal.SIGKILL)
-        parent.wait(10)
-        assert wait_gone(pids) == set(), "workers outlived their parent"
-    finally:
-        parent.kill()
-        parent.wait()
+    assert orphans_after_killing_parent(PARENT, method, tmp_path) == set()
 
 
 def test_workers_ignore_sigint():
