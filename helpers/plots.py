@@ -114,10 +114,15 @@ def _draw_fit(ax, fit: AmdahlFit | None, top: int) -> None:
 
 def timeline_plot(records: Sequence[TaskRecord] | Iterable[TaskRecord],
                   title: str = "Which worker ran which task, when") -> Figure:
-    """A Gantt chart: one row per worker, one bar per task (times relative to the start)."""
+    """A Gantt chart: one row per worker, one bar per task.
+
+    Times are shown from the moment the first task was submitted, so records with
+    absolute clock times (``WorkerPool.trace()``) and relative ones plot alike.
+    """
     records = sorted(records, key=lambda r: r.started)
     if not records:
         raise ValueError("timeline_plot needs at least one task record")
+    origin = min(r.submitted for r in records)
     workers = sorted({r.worker for r in records})
     row = {w: i for i, w in enumerate(workers)}
     with matplotlib.rc_context(STYLE):
@@ -125,13 +130,13 @@ def timeline_plot(records: Sequence[TaskRecord] | Iterable[TaskRecord],
         ax = fig.add_subplot()
         for r in records:
             colour = CYCLE[r.task_id % len(CYCLE)]
-            ax.broken_barh([(r.started, r.run_seconds)], (row[r.worker] - 0.4, 0.8),
+            ax.broken_barh([(r.started - origin, r.run_seconds)], (row[r.worker] - 0.4, 0.8),
                            facecolors=colour, edgecolor="white", linewidth=0.5)
         ax.set_yticks(range(len(workers)), workers)
-        ax.set_xlabel("seconds since the job started")
+        ax.set_xlabel("seconds since the first task was submitted")
         ax.set_title(title)
         ax.grid(axis="y", visible=False)
-        end = max(r.finished for r in records)
+        end = max(r.finished for r in records) - origin
         ax.set_xlim(0, end * 1.02)
     return fig
 

@@ -47,3 +47,11 @@ def test_timeline_has_one_row_per_worker():
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["pid 0", "pid 1"]
     with pytest.raises(ValueError, match="at least one"):
         plots.timeline_plot([])
+
+
+def test_timeline_starts_at_the_first_submission():
+    records = [TaskRecord(i, "pid 7", 1000.0, 1000.1 + i * 0.1, 1000.15 + i * 0.1)
+               for i in range(3)]
+    fig = plots.timeline_plot(records)
+    low, high = fig.axes[0].get_xlim()
+    assert low == 0 and high < 1
