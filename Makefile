@@ -33,8 +33,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "$(KERNEL_DISPLAY)"
 	@touch $(STAMP)
 
+# Jupyter refuses to run as root unless told to (containers, cloud boxes).
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
+
 lab: setup
-	$(BIN)/jupyter lab notebooks/00_your_machine.ipynb
+	$(BIN)/jupyter lab $(ALLOW_ROOT) notebooks/00_your_machine.ipynb
 
 # Notebooks run once as a Linux learner runs them (full mode, default start method),
 # then again under spawn in quick mode (COURSE_QUICK=1), which is what CI can afford twice.

@@ -53,6 +53,7 @@ import math
 import multiprocessing
 import multiprocessing.connection
 import pickle
+import signal
 import threading
 import time
 import weakref
@@ -128,8 +129,6 @@ def describe_exit(exitcode: int | None) -> str:
         return "stopped answering"
     if exitcode < 0:
         try:
-            import signal
-
             name = signal.Signals(-exitcode).name
         except ValueError:
             name = str(-exitcode)

@@ -83,3 +83,24 @@ def test_preflight_passes_in_this_environment():
                          text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "ready." in run.stdout
+
+
+REFERENCE_FILES = sorted((ROOT / "data" / "reference").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", REFERENCE_FILES, ids=lambda p: p.name)
+def test_reference_results_follow_the_schema(path):
+    from helpers import measure
+
+    document, records = measure.load_results(path)
+    assert records, "a reference file must hold measured records"
+    for key in ("cpu_model", "usable_cpus", "python", "os", "machine_id"):
+        assert document["machine"].get(key) not in (None, ""), f"machine card lacks {key}"
+    assert document["mode"] in ("quick", "full")
+    assert {r.machine_id for r in records} == {document["machine"]["machine_id"]}
+
+
+def test_every_reference_file_is_listed_in_the_data_readme():
+    readme = (ROOT / "data" / "README.md").read_text()
+    for path in REFERENCE_FILES:
+        assert f"reference/{path.name}" in readme
