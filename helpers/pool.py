@@ -35,9 +35,9 @@ Nothing else breaks. Every submitted task ends resolved.
 
 Backpressure and asyncio: with ``max_pending=N``, ``submit`` *blocks* while N tasks
 are unfinished. ``loop.run_in_executor(pool, ...)`` calls ``submit`` on the event
-loop's thread, so a full pool would freeze the loop. In asyncio code, bound the
-work with an ``asyncio.Semaphore(N)`` around ``run_in_executor`` instead, or call
-``await asyncio.to_thread(pool.submit, fn, *args)`` and await the wrapped future.
+loop's thread, so a full pool would freeze the loop. In asyncio code use
+``await pool.submit_async(fn, *args)``, which waits for room in a helper thread, or
+bound the work yourself with an ``asyncio.Semaphore(N)`` around ``run_in_executor``.
 
 Extensions to ``ProcessPoolExecutor``: ``map(chunksize="auto")``; ``map`` is lazy
 and keeps a bounded number of chunks in flight; ``max_pending``; ``task_timeout``;
@@ -54,6 +54,7 @@ import multiprocessing
 import multiprocessing.connection
 import pickle
 import signal
+import sys
 import threading
 import time
 import weakref
@@ -77,6 +78,8 @@ CHUNK_SECONDS = 0.02
 MAX_CHUNK = 1 << 16
 #: Tasks shorter than this get a second batch queued in the worker's pipe.
 PREFETCH_BELOW_SECONDS = 0.01
+#: Windows waits on at most 63 handles; each worker needs two (pipe and process).
+WINDOWS_MAX_WORKERS = 30
 #: Trace records ``trace()`` returns at most (the newest); the pool keeps the
 #: newest TRACE_BATCHES batches of them (a batch holds 1 to MAX_BATCH tasks).
 TRACE_LIMIT = 100_000
@@ -165,10 +168,11 @@ _live_pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
 
 
 @atexit.register
-def _terminate_live_pools() -> None:
+def _shut_down_live_pools() -> None:
+    """As with ProcessPoolExecutor, the interpreter exits only once pending work is done."""
     for pool in list(_live_pools):
         if pool._receiver.is_alive():
-            pool.terminate()
+            pool.shutdown(wait=True)
 
 
 class WorkerPool(Executor):
@@ -196,6 +200,10 @@ class WorkerPool(Executor):
 
             max_workers = usable_cpus()
         _check_positive_int("max_workers", max_workers)
+        if sys.platform == "win32" and max_workers > WINDOWS_MAX_WORKERS:
+            raise ValueError(f"max_workers must be at most {WINDOWS_MAX_WORKERS} on Windows "
+                             "(it can wait on at most 63 handles at once), "
+                             f"got {max_workers}")
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
         if max_tasks_per_child is not None:
@@ -253,6 +261,20 @@ class WorkerPool(Executor):
                 while self._unfinished >= self._max_pending and not self._closed():
                     self._space.wait()
             return self._submit_locked(fn, args, kwargs)
+
+    async def submit_async(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """``await`` a task's result from asyncio code, without ever blocking the event loop.
+
+        When the pool is full (``max_pending``), ``submit`` blocks; this waits for room
+        in a helper thread instead, so the loop keeps serving other coroutines.
+        """
+        import asyncio
+        import functools
+
+        loop = asyncio.get_running_loop()
+        future = await loop.run_in_executor(
+            None, functools.partial(self.submit, fn, *args, **kwargs))
+        return await asyncio.wrap_future(future)
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any],
             timeout: float | None = None, chunksize: int | str = 1) -> Iterator[Any]:
