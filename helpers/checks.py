@@ -39,10 +39,11 @@ def report(correct: bool, message: str) -> bool:
     except ImportError:
         print(text)
         return correct
-    if get_ipython() is None:
-        print(text)
-    else:
+    shell = get_ipython()
+    if shell is not None and getattr(shell, "kernel", None) is not None:  # a Jupyter kernel
         display(Markdown(text))
+    else:  # a script, a terminal, a test
+        print(text)
     return correct
 
 
@@ -178,3 +179,39 @@ def crash_exception(answer: Any) -> str:
     if isinstance(answer, BaseException):
         raise NotYet("Give the exception *class*, not an instance (no parentheses).")
     raise NotYet("Look at the fault table above, or at `helpers.pool.__all__`.")
+
+
+# --- notebook 01 ---
+
+#: Offload strategies that keep the loop responsive *and* run CPU work in parallel.
+PARALLEL_OFFLOADS = ("WorkerPool", "ProcessPoolExecutor")
+
+
+@checker
+def responsive_and_parallel(answer: Any) -> str:
+    """Exercise 01.1: the strategy that keeps the loop responsive and uses several CPUs."""
+    if not isinstance(answer, str):
+        raise NotYet("Give the strategy's name as a string, e.g. \"inline\".")
+    if answer in PARALLEL_OFFLOADS:
+        return ("Processes have their own interpreter and GIL: the loop keeps its thread to "
+                "itself, and the CPU tasks run side by side on other cores.")
+    hints = {
+        "inline": "Inline CPU work stops the loop completely: look at the worst lag.",
+        "to_thread": "A thread keeps the loop alive, but pure Python in the thread shares the "
+                     "GIL with the loop: requests slow down and the CPU work is no faster.",
+        "chunks": "Chunks keep the loop responsive, but all the work still runs on the loop's "
+                  "one thread, one slice at a time.",
+    }
+    raise NotYet(hints.get(answer, "Choose one of the strategies in the plot above."))
+
+
+@checker
+def worst_lag_ms(answer: Any, run: Any) -> str:
+    """Exercise 01.2: the worst lag of a run, in milliseconds."""
+    expected = run.max_lag * 1000
+    value = _number(answer, "The worst lag")
+    if abs(value - expected) <= max(0.01, 0.01 * expected):
+        return f"The loop was at worst {expected:.0f} ms late: every request waited that long."
+    if abs(value - run.max_lag) <= max(1e-5, 0.01 * run.max_lag):
+        raise NotYet("Right number, in seconds: multiply by 1000 for milliseconds.")
+    raise NotYet("Take the largest lag in `run.lag` (pairs of time and lag, in seconds).")

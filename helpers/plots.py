@@ -13,6 +13,7 @@ In a notebook, run ``%matplotlib inline`` once and end a cell with the figure.
 from __future__ import annotations
 
 import io
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 
 import matplotlib
@@ -207,4 +208,32 @@ def overhead_plot(measurements: Sequence) -> Figure:
             ax.set_title(title, fontsize=12)
             for x, v in enumerate(values):
                 ax.annotate(f"{v.median:.2f}", (x, v.high), ha="center", va="bottom", fontsize=10)
+    return fig
+
+
+def lag_timeline_plot(runs: Sequence, title: str = "Event-loop lag while CPU work runs") -> Figure:
+    """One panel per strategy: how late the loop's heartbeat woke, over time.
+
+    ``runs`` are ``helpers.eventloop.LoopRun`` results. The shaded band is the CPU
+    phase; each panel's title gives the worst lag, the requests answered per second
+    during the CPU phase, and how long the CPU work took.
+    """
+    if not runs:
+        raise ValueError("lag_timeline_plot needs at least one run")
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(9, 0.6 + 1.6 * len(runs)), layout="constrained")
+        axes = fig.subplots(len(runs), 1, sharex=True, squeeze=False)[:, 0]
+        top = max(max(run.max_lag for run in runs) * 1000 * 1.15, 10)
+        for ax, run, colour in zip(axes, runs, itertools.cycle(CYCLE), strict=False):
+            times = [t for t, _ in run.lag]
+            lags = [lag * 1000 for _, lag in run.lag]
+            ax.axvspan(run.cpu_start, run.cpu_end, color=PALETTE["yellow"], alpha=0.3, lw=0)
+            ax.plot(times, lags, color=colour, linewidth=1.5)
+            ax.set_ylim(0, top)
+            ax.set_ylabel("lag (ms)")
+            ax.set_title(f"{run.strategy}: worst lag {run.max_lag * 1000:.0f} ms, "
+                         f"{run.requests_per_second():.0f} requests/s during CPU work, "
+                         f"CPU work took {run.cpu_seconds:.2f} s", loc="left", fontsize=11)
+        axes[-1].set_xlabel("seconds (shaded: the CPU work)")
+        fig.suptitle(title)
     return fig

@@ -211,3 +211,35 @@ class PoolDashboard(ExperimentDashboard):
 def pool_dashboard() -> PoolDashboard:
     """A ready-to-display :class:`PoolDashboard`."""
     return PoolDashboard()
+
+
+class LoopDashboard(ExperimentDashboard):
+    """CPU task size and offload strategy → the loop-lag timeline and requests served."""
+
+    TASK_MS_RANGE = (1.0, 2000.0)
+
+    def __init__(self, run: Callable[..., Any] | None = None) -> None:
+        from . import eventloop
+
+        super().__init__(run or eventloop.run_lag_experiment)
+        self.strategy = W.Dropdown(options=list(eventloop.STRATEGIES), value="inline",
+                                   description="strategy")
+        self.task_ms = W.FloatText(value=200.0, description="CPU task (ms)")
+        self.cpu_tasks = W.IntSlider(value=2, min=1, max=8, description="CPU tasks")
+
+    def controls(self) -> list[W.Widget]:
+        return [self.strategy, self.task_ms, self.cpu_tasks]
+
+    def parameters(self) -> dict[str, Any]:
+        _check_range("CPU task size", self.task_ms.value, *self.TASK_MS_RANGE, " ms")
+        _check_range("CPU tasks", self.cpu_tasks.value, 1, 8)
+        return {"strategy": self.strategy.value, "cpu_task_seconds": self.task_ms.value / 1000,
+                "cpu_tasks": self.cpu_tasks.value}
+
+    def draw(self, result: Any) -> list[Any]:
+        return [_png(plots.lag_timeline_plot([result], "Event-loop lag"))]
+
+
+def loop_dashboard() -> LoopDashboard:
+    """A ready-to-display :class:`LoopDashboard`. (It runs in its own thread and loop.)"""
+    return LoopDashboard()

@@ -146,3 +146,36 @@ def test_crash_exception_wrong_answers(capsys):
     assert "running too long" in shown(capsys)
     assert checks.crash_exception(WorkerCrashed(1, -9, 1)) is False
     assert "not an instance" in shown(capsys)
+
+
+# --- notebook 01 ---
+
+def test_responsive_and_parallel_solution_passes(capsys):
+    namespace = run_solution("01_responsive_and_parallel.py", {})
+    assert checks.responsive_and_parallel(namespace["answer_strategy"]) is True
+    assert checks.responsive_and_parallel("ProcessPoolExecutor") is True
+
+
+@pytest.mark.parametrize(("answer", "hint"), [
+    ("to_thread", "GIL"), ("chunks", "one thread"), ("inline", "stops the loop"), (3, "string"),
+])
+def test_responsive_and_parallel_wrong_answers(capsys, answer, hint):
+    assert checks.responsive_and_parallel(answer) is False
+    assert hint in shown(capsys)
+
+
+def fake_run():
+    from helpers.eventloop import LoopRun
+    return LoopRun("inline", 2, 0.3, 0.2, 0.8, lag=[(0.1, 0.001), (0.5, 0.58), (0.9, 0.002)])
+
+
+def test_worst_lag_solution_passes(capsys):
+    namespace = run_solution("01_worst_lag_ms.py", {"inline_run": fake_run()})
+    assert checks.worst_lag_ms(namespace["answer_lag_ms"], fake_run()) is True
+
+
+def test_worst_lag_in_seconds_gets_a_hint(capsys):
+    assert checks.worst_lag_ms(0.58, fake_run()) is False
+    assert "multiply by 1000" in shown(capsys)
+    assert checks.worst_lag_ms(3.0, fake_run()) is False
+    assert "largest lag" in shown(capsys)

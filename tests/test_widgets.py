@@ -96,3 +96,25 @@ def test_pool_dashboard_bad_values(pool_dashboard, control, value, message):
     pool_dashboard.button.click()
     assert pool_dashboard.runs_started == 0
     assert message in outputs_text(pool_dashboard)
+
+
+# --- the event-loop dashboard (notebook 01) ---
+
+
+def test_loop_dashboard_draws_a_lag_timeline():
+    dashboard = widgets.LoopDashboard()
+    dashboard.strategy.value = "WorkerPool"
+    dashboard.task_ms.value = 50
+    dashboard.cpu_tasks.value = 1
+    dashboard.button.click()
+    assert dashboard.wait(timeout=60)
+    assert dashboard.result.strategy == "WorkerPool"
+    assert [next(iter(o["data"])) for o in dashboard.output.outputs] == ["image/png"]
+
+
+def test_loop_dashboard_bad_value():
+    dashboard = widgets.LoopDashboard()
+    dashboard.task_ms.value = 0
+    dashboard.button.click()
+    assert dashboard.runs_started == 0
+    assert "CPU task size 0 ms is out of range" in outputs_text(dashboard)
