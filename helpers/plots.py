@@ -214,6 +214,9 @@ def overhead_plot(measurements: Sequence) -> Figure:
 def lag_timeline_plot(runs: Sequence, title: str = "Event-loop lag while CPU work runs") -> Figure:
     """One panel per strategy: how late the loop's heartbeat woke, over time.
 
+    Each heartbeat is a vertical line at the moment it woke, as tall as it was late:
+    a blocked loop shows no heartbeats at all, then one tall "wall" when it gets free.
+
     ``runs`` are ``helpers.eventloop.LoopRun`` results. The shaded band is the CPU
     phase; each panel's title gives the worst lag, the requests answered per second
     during the CPU phase, and how long the CPU work took.
@@ -228,7 +231,7 @@ def lag_timeline_plot(runs: Sequence, title: str = "Event-loop lag while CPU wor
             times = [t for t, _ in run.lag]
             lags = [lag * 1000 for _, lag in run.lag]
             ax.axvspan(run.cpu_start, run.cpu_end, color=PALETTE["yellow"], alpha=0.3, lw=0)
-            ax.plot(times, lags, color=colour, linewidth=1.5)
+            ax.vlines(times, 0, lags, color=colour, linewidth=2)  # one line per heartbeat
             ax.set_ylim(0, top)
             ax.set_ylabel("lag (ms)")
             ax.set_title(f"{run.strategy}: worst lag {run.max_lag * 1000:.0f} ms, "

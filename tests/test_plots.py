@@ -55,3 +55,15 @@ def test_timeline_starts_at_the_first_submission():
     fig = plots.timeline_plot(records)
     low, high = fig.axes[0].get_xlim()
     assert low == 0 and high < 1
+
+
+def test_lag_timeline_has_a_panel_per_run():
+    from helpers.eventloop import LoopRun
+
+    runs = [LoopRun(name, 2, 0.3, 0.2, 0.8, lag=[(0.1, 0.0), (0.8, 0.55)], answered=[0.1, 0.9])
+            for name in ("inline", "WorkerPool")]
+    fig = plots.lag_timeline_plot(runs)
+    assert len(fig.axes) == 2
+    assert "worst lag 550 ms" in fig.axes[0].get_title(loc="left")
+    with pytest.raises(ValueError):
+        plots.lag_timeline_plot([])
