@@ -215,3 +215,42 @@ def worst_lag_ms(answer: Any, run: Any) -> str:
     if abs(value - run.max_lag) <= max(1e-5, 0.01 * run.max_lag):
         raise NotYet("Right number, in seconds: multiply by 1000 for milliseconds.")
     raise NotYet("Take the largest lag in `run.lag` (pairs of time and lag, in seconds).")
+
+
+# --- notebook 02 ---
+
+
+@checker
+def releases_gil(answer: Any) -> str:
+    """Exercise 02.1: which of the course's CPU workloads release the GIL?"""
+    from .workloads import WORKLOADS
+
+    cpu = {name for name, w in WORKLOADS.items() if not w.io_bound}
+    expected = {name for name in cpu if WORKLOADS[name].releases_gil}
+    if not isinstance(answer, (set, frozenset, list, tuple)):
+        raise NotYet('Give a set of workload names, for example {"python", "zlib"}.')
+    chosen = set(answer)
+    unknown = chosen - cpu
+    if unknown:
+        raise NotYet(f"{sorted(unknown)} are not CPU workloads here; choose from {sorted(cpu)}.")
+    if chosen == expected:
+        return ("These run in C code that lets go of the GIL while it works, so threads run "
+                "them side by side. Pure-Python bytecode needs the GIL for every step.")
+    if "python" in chosen:
+        raise NotYet("Pure-Python code holds the GIL: look at its line in the sweep.")
+    missing = sorted(expected - chosen)
+    raise NotYet(f"Some GIL-releasing workloads are missing: look again at {missing}.")
+
+
+@checker
+def lost_updates(answer: Any, result: Any) -> str:
+    """Exercise 02.2: how many increments the racy run lost."""
+    value = _number(answer, "The number of lost updates")
+    if value == result.lost:
+        return (f"{result.lost} of {result.expected} increments were lost: each one was "
+                "overwritten by a thread that had read the counter before it.")
+    if value == result.counted:
+        raise NotYet("That is how many arrived. Lost = expected − counted.")
+    if value == -result.lost:
+        raise NotYet("Nearly: the other way round (expected − counted).")
+    raise NotYet("Use `result.expected` and `result.counted` (or `result.lost`).")

@@ -240,3 +240,71 @@ def lag_timeline_plot(runs: Sequence, title: str = "Event-loop lag while CPU wor
         axes[-1].set_xlabel("seconds (shaded: the CPU work)")
         fig.suptitle(title)
     return fig
+
+
+def speedup_by_workload_plot(results: Mapping[str, ScalingResult],
+                             title: str = "Threads: speedup per workload") -> Figure:
+    """One line per workload: median speedup over one thread, min–max bars, ideal line."""
+    if not results:
+        raise ValueError("speedup_by_workload_plot needs at least one result")
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(8, 5), layout="constrained")
+        ax = fig.add_subplot()
+        top = max(max(r.workers) for r in results.values())
+        ax.plot([1, top], [1, top], color=PALETTE["black"], linestyle=":", label="ideal")
+        for (name, result), colour in zip(results.items(), itertools.cycle(CYCLE),
+                                          strict=False):
+            _draw_measured(ax, result.speedups(), name, colour)
+        usable = next(iter(results.values())).usable_cpus
+        if usable < top:
+            ax.axvline(usable + 0.5, color=PALETTE["sky"], linewidth=1)
+        ax.set_xlabel("threads")
+        ax.set_ylabel("speedup over one thread")
+        ax.set_xticks(range(1, top + 1))
+        ax.set_ylim(0, top + 0.5)
+        ax.set_title(title)
+        ax.legend(loc="upper left", fontsize=10)
+    return fig
+
+
+def cpu_use_plot(runs: Sequence, title: str = "Busy CPUs while the job runs") -> Figure:
+    """Busy CPUs over time (sampled from another process), one line per executor."""
+    if not runs:
+        raise ValueError("cpu_use_plot needs at least one run")
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(8, 4), layout="constrained")
+        ax = fig.add_subplot()
+        for run, colour in zip(runs, itertools.cycle(CYCLE), strict=False):
+            times = [t for t, _ in run.samples]
+            busy = [b for _, b in run.samples]
+            ax.step(times, busy, where="post", color=colour, linewidth=2,
+                    label=f"{run.workers} {run.executor}s ({run.workload}): "
+                          f"median {run.median_busy:.1f} busy")
+        ax.set_xlabel("seconds")
+        ax.set_ylabel("busy CPUs")
+        ax.set_ylim(0, max(2.5, max(b for r in runs for _, b in r.samples) * 1.15))
+        ax.set_title(title)
+        ax.legend(loc="upper right", fontsize=10)
+    return fig
+
+
+def summary_plot(rows: Sequence, title: str = "One job, every way to run it") -> Figure:
+    """Horizontal bars: speedup over serial (median), with the run-time spread in the label."""
+    if not rows:
+        raise ValueError("summary_plot needs at least one row")
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(9, 1.2 + 0.55 * len(rows)), layout="constrained")
+        ax = fig.add_subplot()
+        labels = [row.label for row in rows]
+        ax.barh(range(len(rows)), [row.speedup for row in rows],
+                color=[CYCLE[i % len(CYCLE)] for i in range(len(rows))])
+        for i, row in enumerate(rows):
+            ax.annotate(f" {row.speedup:.2f}×  ({row.seconds.median:.2f} s, "
+                        f"{row.seconds.low:.2f}–{row.seconds.high:.2f})",
+                        (row.speedup, i), va="center", fontsize=10)
+        ax.set_yticks(range(len(rows)), labels, fontsize=10)
+        ax.invert_yaxis()
+        ax.set_xlabel("speedup over serial (median of the repeats; run time and range)")
+        ax.set_xlim(0, max(row.speedup for row in rows) * 1.6)
+        ax.set_title(title)
+    return fig

@@ -243,3 +243,41 @@ class LoopDashboard(ExperimentDashboard):
 def loop_dashboard() -> LoopDashboard:
     """A ready-to-display :class:`LoopDashboard`. (It runs in its own thread and loop.)"""
     return LoopDashboard()
+
+
+class ThreadDashboard(ExperimentDashboard):
+    """Workload and thread count → speedup over one thread, and busy CPUs over time."""
+
+    def __init__(self, run: Callable[..., Any] | None = None) -> None:
+        super().__init__(run or _thread_experiment)
+        available = [name for name, w in workloads.WORKLOADS.items()
+                     if w.available() and not w.io_bound]
+        self.workload = W.Dropdown(options=available, value="python", description="workload")
+        self.threads = W.IntSlider(value=self.usable, min=1, max=2 * self.usable,
+                                   description="threads")
+
+    def controls(self) -> list[W.Widget]:
+        return [self.workload, self.threads]
+
+    def parameters(self) -> dict[str, Any]:
+        _check_range("threads", self.threads.value, 1, 2 * self.usable)
+        return {"workload": self.workload.value, "threads": self.threads.value}
+
+    def draw(self, result: Any) -> list[Any]:
+        scaling, cpu = result
+        return [_png(plots.speedup_by_workload_plot({scaling.workload: scaling})),
+                _png(plots.cpu_use_plot(cpu))]
+
+
+def _thread_experiment(workload: str, threads: int) -> tuple[Any, Any]:
+    from . import gil_experiments
+
+    scaling = experiments.run_scaling(experiments.default_worker_counts(threads),
+                                      workload=workload, executor="thread", repeats=3,
+                                      budget_seconds=1.5, progress=False)
+    return scaling, gil_experiments.cpu_use(workload, threads, executors=("thread",))
+
+
+def thread_dashboard() -> ThreadDashboard:
+    """A ready-to-display :class:`ThreadDashboard`."""
+    return ThreadDashboard()

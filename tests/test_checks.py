@@ -179,3 +179,32 @@ def test_worst_lag_in_seconds_gets_a_hint(capsys):
     assert "multiply by 1000" in shown(capsys)
     assert checks.worst_lag_ms(3.0, fake_run()) is False
     assert "largest lag" in shown(capsys)
+
+
+# --- notebook 02 ---
+
+def test_releases_gil_solution_passes(capsys):
+    namespace = run_solution("02_releases_gil.py", {})
+    assert checks.releases_gil(namespace["answer_gil"]) is True
+
+
+@pytest.mark.parametrize(("answer", "hint"), [
+    ({"python", "sha256", "zlib", "pillow", "numpy"}, "Pure-Python code holds the GIL"),
+    ({"sha256"}, "missing"),
+    ({"fortran"}, "not CPU workloads"),
+    ("sha256", "set of workload names"),
+])
+def test_releases_gil_wrong_answers(capsys, answer, hint):
+    assert checks.releases_gil(answer) is False
+    assert hint in shown(capsys)
+
+
+def test_lost_updates(capsys):
+    from helpers.races import RaceResult
+    racy = RaceResult(4, 1000, False, 4000, 1000, 0.1)
+    namespace = run_solution("02_lost_updates.py", {"racy": racy})
+    assert checks.lost_updates(namespace["answer_lost"], racy) is True
+    assert checks.lost_updates(1000, racy) is False
+    assert "how many arrived" in shown(capsys)
+    assert checks.lost_updates(-3000, racy) is False
+    assert "other way round" in shown(capsys)

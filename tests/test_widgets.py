@@ -118,3 +118,14 @@ def test_loop_dashboard_bad_value():
     dashboard.button.click()
     assert dashboard.runs_started == 0
     assert "CPU task size 0 ms is out of range" in outputs_text(dashboard)
+
+
+def test_thread_dashboard_draws_speedup_and_cpu_use():
+    dashboard = widgets.ThreadDashboard()
+    dashboard.workload.value = "sha256"
+    dashboard.threads.value = 2
+    dashboard.button.click()
+    assert dashboard.wait(timeout=120)
+    scaling, cpu = dashboard.result
+    assert scaling.executor == "thread" and cpu[0].executor == "thread"
+    assert [next(iter(o["data"])) for o in dashboard.output.outputs] == ["image/png"] * 2

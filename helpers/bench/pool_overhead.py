@@ -231,7 +231,15 @@ def map_auto(methods: list[str], sizes: Sizes, repeats: int, say: Callable[[str]
     finally:
         for pool in pools.values():
             pool.shutdown()
+        stop_loky_workers()
     return records
+
+
+def stop_loky_workers() -> None:
+    """joblib keeps its loky workers for reuse; an experiment leaves no process behind."""
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)
 
 
 # --- the whole suite ---

@@ -1,0 +1,2 @@
+# Exercise 02.2: lost = expected - counted.
+answer_lost = racy.expected - racy.counted

@@ -1,0 +1,113 @@
+"""Notebook 02's helpers: races, the CPU sampler, other interpreters, the sweeps."""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from helpers import gil_experiments, interpreters, machine, races
+from helpers.cpu_sampler import CpuSampler
+
+
+def test_the_widened_race_loses_updates_and_the_lock_fixes_it():
+    racy = races.race(threads=4, increments=300)
+    locked = races.race(threads=4, increments=300, locked=True)
+    assert racy.lost > 0, "the read-modify-write window should lose updates every time"
+    assert locked.lost == 0 and locked.counted == 1200
+
+
+def test_lock_cost_is_measured():
+    plain, with_lock = races.lock_cost(10_000)
+    assert 0 < plain and 0 < with_lock
+
+
+def test_race_refuses_silly_sizes():
+    with pytest.raises(ValueError):
+        races.race(threads=0)
+
+
+def test_the_sampler_sees_processes_use_more_cpus_than_gil_bound_threads():
+    if machine.usable_cpus() < 2:
+        pytest.skip("one usable CPU: processes cannot use more CPUs than threads here")
+    thread_run, process_run = gil_experiments.cpu_use("python", 2)
+    assert thread_run.samples and process_run.samples
+    assert process_run.median_busy > thread_run.median_busy + 0.4
+
+
+def test_the_sampler_stops_with_its_block():
+    with CpuSampler(interval=0.02) as sampler:
+        sum(range(200_000))
+    assert sampler.samples and sampler._process is None
+    with pytest.raises(ValueError, match="interval"):
+        CpuSampler(interval=5)
+
+
+def test_thread_sweep_runs_as_a_module_with_only_the_standard_library(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(interpreters.COURSE_ROOT)
+    run = subprocess.run([sys.executable, "-S", "-m", "helpers.thread_sweep", "--threads", "1,2",
+                          "--workloads", "python,sha256", "--tasks", "4", "--repeats", "1",
+                          "--task-ms", "2"], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr  # -S: no site-packages at all
+    document = json.loads(run.stdout)
+    assert set(document["results"]["thread"]) == {"python", "sha256"}
+    assert document["interpreter"]["version"]
+
+
+def fake_free_threaded_python(tmp_path):
+    """A 'python3.15t' that claims to be free-threaded and runs sweeps with this Python."""
+    fake = tmp_path / "python3.15t"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = "-c" ]; then\n'
+        '  echo \'{"version": "3.15.0", "free_threaded_build": true, "gil_enabled": false,'
+        ' "executable": "fake"}\'\n'
+        "  exit 0\n"
+        "fi\n"
+        f'exec "{sys.executable}" "$@"\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    return fake
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the fake interpreter is a shell script")
+def test_discovery_finds_a_fake_free_threaded_python_and_runs_the_sweep_in_it(tmp_path,
+                                                                              monkeypatch):
+    fake = fake_free_threaded_python(tmp_path)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    found = interpreters.find_interpreters()
+    ours = [i for i in found if i.path == str(fake)]
+    assert ours and ours[0].label == "Python 3.15.0 (free-threaded, GIL off)"
+    document = interpreters.run_sweep(ours[0], threads=[1, 2], workloads=["sha256"], tasks=4,
+                                      repeats=1, task_ms=2)
+    assert set(interpreters.speedups(document)["sha256"]) == {1, 2}
+
+
+def test_discovery_skips_what_does_not_answer(tmp_path, monkeypatch):
+    broken = tmp_path / "python3.14"
+    broken.write_text("#!/bin/sh\nexit 127\n")
+    broken.chmod(broken.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("COURSE_PYTHONS", str(broken))
+    assert all(i.path != str(broken) for i in interpreters.find_interpreters())
+    assert interpreters.describe(str(tmp_path / "missing")) is None
+
+
+def test_the_sweep_in_every_other_real_interpreter_found():
+    others = interpreters.find_interpreters()
+    if not others:
+        pytest.skip("no other Python 3.11+ on PATH or in COURSE_PYTHONS on this machine")
+    for other in others:
+        document = interpreters.run_sweep(other, threads=[1, 2], workloads=["python"], tasks=4,
+                                          repeats=1, task_ms=2)
+        assert document["interpreter"]["version"] == other.version
+
+
+def test_sweeps_and_summary_small():
+    sweeps = gil_experiments.thread_sweeps(["python", "sha256"], [1, 2], budget_seconds=0.3)
+    assert set(sweeps) == {"python", "sha256"}
+    assert all(r.executor == "thread" for r in sweeps.values())
+    rows = gil_experiments.summary("sha256", workers=2, task_seconds=0.005, repeats=1)
+    assert [r.label for r in rows][:2] == ["serial", "2 threads"]
+    assert rows[0].speedup == pytest.approx(1.0)
