@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass
 
 from . import config, experiments, interpreters, measure, workloads
-from .bench.pool_overhead import stop_loky_workers
 from .cpu_sampler import CpuSampler
 from .experiments import ScalingResult
+from .joblib_backend import stop_loky_workers
 from .pool import WorkerPool
 
 

@@ -91,3 +91,10 @@ def register(name: str = BACKEND_NAME) -> str:
     """Make ``parallel_config(backend=name)`` use WorkerPool. Returns the name."""
     joblib.register_parallel_backend(name, WorkerPoolBackend)
     return name
+
+
+def stop_loky_workers() -> None:
+    """joblib keeps its loky workers for reuse; an experiment leaves no process behind."""
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from .. import config, machine, measure, watchdog, workloads
+from ..joblib_backend import stop_loky_workers
 from ..measure import Measurement
 from ..pool import WorkerPool
 
@@ -233,13 +234,6 @@ def map_auto(methods: list[str], sizes: Sizes, repeats: int, say: Callable[[str]
             pool.shutdown()
         stop_loky_workers()
     return records
-
-
-def stop_loky_workers() -> None:
-    """joblib keeps its loky workers for reuse; an experiment leaves no process behind."""
-    from joblib.externals.loky import get_reusable_executor
-
-    get_reusable_executor().shutdown(wait=True)
 
 
 # --- the whole suite ---
