@@ -116,6 +116,29 @@ def numpy_matmul(n: int) -> float:
     return float(a[0, 0])
 
 
+def blas_matmul(n: int) -> float:
+    """n products of 512×512 matrices: big enough that BLAS starts threads of its own."""
+    import numpy as np
+
+    a = np.linspace(0.0, 1.0, 512 * 512).reshape(512, 512)
+    b = a.T.copy()
+    for _ in range(n):
+        a = (a @ b) / 512.0
+    return float(a[0, 0])
+
+
+def limit_blas_threads(threads: int) -> None:
+    """A pool initializer: cap this worker's BLAS/OpenMP thread pools (threadpoolctl)."""
+    import numpy  # noqa: F401  (loads BLAS, so that threadpoolctl can see it)
+    from threadpoolctl import threadpool_limits
+
+    global _blas_limit
+    _blas_limit = threadpool_limits(limits=threads)  # kept alive: the limit lasts
+
+
+_blas_limit: Any = None
+
+
 def sleep_io(n: int) -> int:
     """Sleep n milliseconds: stands in for waiting on a disk or a database."""
     time.sleep(n / 1000)

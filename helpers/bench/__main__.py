@@ -1,4 +1,10 @@
-"""Command line: ``python -m helpers.bench pool [--quick] [--methods fork,spawn] [--output F]``."""
+"""Command line for the course's benchmarks.
+
+``python -m helpers.bench [--quick] [--output F]``
+    the whole course benchmark (see ``helpers.bench.suite``): what notebook 10 runs
+``python -m helpers.bench pool [--quick] [--methods fork,spawn] [--output F]``
+    the pool benchmark from notebook 05 (see ``helpers.bench.pool_overhead``)
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,9 @@ import sys
 from pathlib import Path
 
 from .. import config, measure
-from . import pool_overhead
+from . import pool_overhead, suite
 
-SUITES = {"pool": pool_overhead}
+SUITES = ("course", "pool")
 
 
 def default_methods() -> list[str]:
@@ -19,12 +25,18 @@ def default_methods() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.bench", description=__doc__)
-    parser.add_argument("suite", choices=sorted(SUITES), help="which benchmark to run")
+    parser = argparse.ArgumentParser(prog="python -m helpers.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("suite", nargs="?", default="course", choices=SUITES,
+                        help="which benchmark to run (default: %(default)s)")
     parser.add_argument("--quick", action="store_true",
                         help="short run (also: COURSE_QUICK=1); results say which mode")
-    parser.add_argument("--methods", default=",".join(default_methods()),
-                        help="start methods, comma-separated (default: %(default)s)")
+    parser.add_argument("--methods", default=None,
+                        help="start methods, comma-separated (pool: default "
+                             f"{','.join(default_methods())}; course: the one start method "
+                             "for its pools, default COURSE_START_METHOD or the platform's)")
+    parser.add_argument("--parts", default=",".join(suite.PARTS),
+                        help="course benchmark only: which parts (default: all)")
     parser.add_argument("--repeats", type=int, default=None,
                         help="interleaved repeats (default: 5, quick mode 3)")
     parser.add_argument("--output", type=Path, default=None,
@@ -32,18 +44,32 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     quick = args.quick or config.quick_mode()
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = [m.strip() for m in (args.methods or "").split(",") if m.strip()]
     for method in methods:
         if method not in multiprocessing.get_all_start_methods():
             parser.error(f"start method {method!r} is not available here; "
                          f"choose from {', '.join(multiprocessing.get_all_start_methods())}")
     repeats = args.repeats if args.repeats is not None else (3 if quick else 5)
-    if repeats < 1:
-        parser.error("--repeats must be at least 1")
+    if not 1 <= repeats <= 50:
+        parser.error("--repeats must be 1 to 50")
 
-    suite = SUITES[args.suite]
-    document = suite.run(quick=quick, methods=methods, repeats=repeats, progress=sys.stderr)
-    print(suite.report(document))
+    if args.suite == "pool":
+        document = pool_overhead.run(quick=quick, methods=methods or default_methods(),
+                                     repeats=repeats, progress=sys.stderr)
+        text = pool_overhead.report(document)
+    else:
+        if len(methods) > 1:
+            parser.error("the course benchmark uses one start method; give one to --methods")
+        parts = tuple(p.strip() for p in args.parts.split(",") if p.strip())
+        unknown = [p for p in parts if p not in suite.PARTS]
+        if unknown or not parts:
+            parser.error(f"unknown part(s) {', '.join(unknown) or '(none given)'}; "
+                         f"choose from {', '.join(suite.PARTS)}")
+        document = suite.run(quick=quick, repeats=repeats,
+                             start_method=methods[0] if methods else None, parts=parts,
+                             progress=sys.stderr)
+        text = suite.report(document)
+    print(text)
     if args.output is not None:
         measure.save_results(args.output, document)
         print(f"\nwrote {args.output}")
