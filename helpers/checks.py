@@ -254,3 +254,61 @@ def lost_updates(answer: Any, result: Any) -> str:
     if value == -result.lost:
         raise NotYet("Nearly: the other way round (expected − counted).")
     raise NotYet("Use `result.expected` and `result.counted` (or `result.lost`).")
+
+
+# --- notebook 10 ---
+
+
+@checker
+def break_even_task_ms(answer: Any, document: Any) -> str:
+    """Exercise 10.1: the shortest task that reached 80 % efficiency on ProcessPoolExecutor."""
+    points = document["summary"]["task_size"]["efficiency"].get("ProcessPoolExecutor", {})
+    if not points:
+        raise NotYet("Run the task-size part of the benchmark first (the cell above it).")
+    sizes = sorted(points, key=float)
+    expected = next((float(ms) for ms in sizes if points[ms] >= 0.8), None)
+    if answer is None:
+        if expected is None:
+            return "Right: no task size you measured reached 80 % on this machine."
+        raise NotYet(f"One size did reach 80 %: look for the first efficiency of 0.8 or more "
+                     f"in {_efficiencies(points)}.")
+    value = _number(answer, "The task duration in ms")
+    if expected is not None and math.isclose(value, expected):
+        return (f"Tasks of {expected:g} ms reached {points[_key(points, expected)]:.0%}. "
+                "Shorter tasks than that should be batched.")
+    if expected is None:
+        raise NotYet("None of the sizes reached 0.8 here; the answer is `None`.")
+    key = _key(points, value)
+    if key is None:
+        raise NotYet(f"Pick one of the measured sizes (ms): {', '.join(sizes)}.")
+    if points[key] < 0.8:
+        raise NotYet(f"At {key} ms the efficiency was only {points[key]:.0%}, below 80 %.")
+    raise NotYet(f"{key} ms reaches 80 %, but a shorter size does too: "
+                 f"{_efficiencies(points)}.")
+
+
+def _key(points: dict[str, float], ms: float) -> str | None:
+    return next((k for k in points if math.isclose(float(k), ms)), None)
+
+
+def _efficiencies(points: dict[str, float]) -> str:
+    return ", ".join(f"{k} ms: {v:.2f}" for k, v in sorted(points.items(),
+                                                           key=lambda kv: float(kv[0])))
+
+
+@checker
+def top_cause(answer: Any, document: Any) -> str:
+    """Exercise 10.2: the first thing to fix on a colleague's machine (a cause id)."""
+    findings = machine.why_no_speedup(document)
+    causes = [f.cause for f in findings]
+    allowed = machine.CAUSE_IDS
+    if not isinstance(answer, str):
+        raise NotYet(f"Answer with one of these strings: {', '.join(allowed)}.")
+    if causes and answer == causes[0]:
+        return f"{findings[0].title}. {findings[0].fix}"
+    if answer in causes:
+        raise NotYet(f"{answer!r} is a real finding here, but not the biggest: with it "
+                     "fixed, could the machine run anything in parallel at all?")
+    raise NotYet(f"Nothing in the colleague's numbers shows {answer!r}. Read the machine "
+                 f"card first (usable CPUs), then the speedups. Choose from: "
+                 f"{', '.join(allowed)}.")

@@ -422,6 +422,16 @@ class Finding:
         return f"**{self.title}** — {self.evidence}\n  *Fix:* {self.fix}"
 
 
+def _plural(count: Any, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _or_none(quota: float | None) -> str:
+    if quota is None:
+        return "none"
+    return f"{quota:g} CPU{'' if quota == 1 else 's'}"
+
+
 def _point(summary: dict[str, Any], workload: str, executor: str) -> tuple[int, float] | None:
     """(most workers, median speedup there) for one workload and executor, if measured."""
     points = summary.get("speedup", {}).get(workload, {}).get(executor, {})
@@ -440,7 +450,7 @@ def _one_cpu(card: dict[str, Any], summary: dict[str, Any]) -> Finding | None:
         "one-cpu", "This process can use only one CPU",
         f"os.cpu_count() says {card.get('logical_cpus')}, but affinity allows "
         f"{card.get('affinity_cpus') or 'unknown'} and the container quota is "
-        f"{card.get('cgroup_quota_cpus') or 'none'}: 1 usable CPU{measured}.",
+        f"{_or_none(card.get('cgroup_quota_cpus'))}: 1 usable CPU{measured}.",
         "Nothing CPU-bound can run in parallel here. Ask for more CPUs (a bigger VM, "
         "`docker run --cpus N`, a Kubernetes CPU limit of N) or run on another machine.",
         1.0)
@@ -505,7 +515,7 @@ def _small_tasks(card: dict[str, Any], summary: dict[str, Any]) -> Finding | Non
                 if batched is not None else "")
     return Finding(
         "small-tasks", "Tasks too small for their overhead",
-        f"ProcessPoolExecutor on {table.get('workers')} workers, one submit per task: "
+        f"ProcessPoolExecutor on {_plural(table.get('workers'), 'worker')}, one submit per task: "
         f"{points[small]:.0%} efficiency with {small} ms tasks, {points[large]:.0%} with "
         f"{large} ms tasks{overhead}{batching}.",
         f"Give each task more work (here, tasks of {enough or large} ms or more reach 80 %), "
@@ -571,6 +581,9 @@ def _noisy(card: dict[str, Any], summary: dict[str, Any]) -> Finding | None:
         min(0.3, worst / 4))
 
 
+#: The ``cause`` of every Finding, in the order the checks run.
+CAUSE_IDS = ("one-cpu", "cpu-limit", "gil-threads", "small-tasks", "blas-oversubscription",
+             "slow-start", "noisy")
 CAUSES = (_one_cpu, _cpu_limit, _gil_threads, _small_tasks, _blas_oversubscription,
           _slow_start_method, _noisy)
 

@@ -230,7 +230,11 @@ def load_results(path: Path | str) -> tuple[dict[str, Any], list[Measurement]]:
         raise ValueError(
             f"{path}: schema version {version!r}, this course reads version {SCHEMA_VERSION}"
         )
+    return document, records_of(document)
+
+
+def records_of(document: dict[str, Any]) -> list[Measurement]:
+    """The measurements in a result document (fields this version does not know are ignored)."""
     names = {f.name for f in fields(Measurement)}
-    records = [Measurement(**{k: v for k, v in r.items() if k in names})
-               for r in document.get("records", [])]
-    return document, records
+    return [Measurement(**{k: v for k, v in r.items() if k in names})
+            for r in document.get("records", [])]

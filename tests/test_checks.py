@@ -208,3 +208,51 @@ def test_lost_updates(capsys):
     assert "how many arrived" in shown(capsys)
     assert checks.lost_updates(-3000, racy) is False
     assert "other way round" in shown(capsys)
+
+
+# --- notebook 10 ---
+
+def task_size_result(efficiency):
+    return {"summary": {"task_size": {"workers": 2, "efficiency": {
+        "ProcessPoolExecutor": efficiency}}}}
+
+
+def test_break_even_solution_passes_and_wrong_sizes_get_hints(capsys):
+    result = task_size_result({"0.1": 0.44, "1": 0.81, "10": 0.97})
+    namespace = run_solution("10_break_even.py", {"result": result})
+    assert namespace["answer"] == 1.0
+    assert checks.break_even_task_ms(namespace["answer"], result) is True
+    assert checks.break_even_task_ms(..., result) is False
+    assert checks.break_even_task_ms(0.1, result) is False
+    assert "only 44%" in shown(capsys)
+    assert checks.break_even_task_ms(10, result) is False
+    assert "a shorter size does too" in shown(capsys)
+    assert checks.break_even_task_ms(3, result) is False
+    assert "Pick one of the measured sizes" in shown(capsys)
+    assert checks.break_even_task_ms("1 ms", result) is False
+    assert "should be a number" in shown(capsys)
+
+
+def test_break_even_when_no_size_reaches_80_percent(capsys):
+    result = task_size_result({"0.1": 0.2, "1": 0.5, "10": 0.7})
+    namespace = run_solution("10_break_even.py", {"result": result})
+    assert namespace["answer"] is None
+    assert checks.break_even_task_ms(None, result) is True
+    assert checks.break_even_task_ms(10, result) is False
+    assert "the answer is `None`" in shown(capsys)
+    assert checks.break_even_task_ms(None, task_size_result({"1": 0.9})) is False
+
+
+def test_top_cause_solution_passes_and_wrong_causes_get_hints(capsys):
+    from helpers import compare
+
+    colleague = compare.colleague_result()
+    namespace = run_solution("10_top_cause.py", {})
+    assert checks.top_cause(namespace["answer"], colleague) is True
+    assert checks.top_cause(..., colleague) is False
+    assert checks.top_cause("small-tasks", colleague) is False
+    assert "a real finding here, but not the biggest" in shown(capsys)
+    assert checks.top_cause("gil-threads", colleague) is False
+    assert "Nothing in the colleague's numbers shows 'gil-threads'" in shown(capsys)
+    assert checks.top_cause(3, colleague) is False
+    assert "one-cpu" in shown(capsys)

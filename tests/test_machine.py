@@ -107,3 +107,37 @@ def test_card_renders_as_a_table_and_as_text():
     assert card.as_dict()["python"]
     assert card.gil_enabled in (True, False)
     assert len(card.machine_id) == 12
+
+
+# --- virtual machines and containers, from fake file trees ---
+
+
+def test_virtualisation_from_dmi_and_the_hypervisor_flag(tmp_path):
+    assert machine.virtualisation(tmp_path) is None
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc" / "cpuinfo").write_text("processor : 0\nflags : fpu sse2 hypervisor\n")
+    assert machine.virtualisation(tmp_path) == "a hypervisor (unnamed)"
+    dmi = tmp_path / "sys" / "class" / "dmi" / "id"
+    dmi.mkdir(parents=True)
+    (dmi / "sys_vendor").write_text("QEMU\n")
+    assert machine.virtualisation(tmp_path) == "QEMU"
+
+
+def test_container_detection(tmp_path, monkeypatch):
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert machine.container(tmp_path) is None
+    (tmp_path / "proc" / "1").mkdir(parents=True)
+    (tmp_path / "proc" / "1" / "cgroup").write_text("0::/kubepods/besteffort/pod1\n")
+    assert machine.container(tmp_path) == "Kubernetes"
+    (tmp_path / ".dockerenv").write_text("")
+    assert machine.container(tmp_path) == "Docker"
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    assert machine.container(tmp_path) == "Kubernetes"
+
+
+def test_benchmark_metadata_names_the_libraries_and_the_build():
+    metadata = machine.benchmark_metadata()
+    assert metadata["libraries"]["joblib"] is not None
+    assert machine.library_versions(("surely-not-installed-package",)) == {
+        "surely-not-installed-package": None}
+    assert metadata["python_build"] and metadata["start_methods"]

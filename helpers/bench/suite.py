@@ -384,14 +384,28 @@ def run(quick: bool = False, repeats: int | None = None, start_method: str | Non
 # --- the summary: medians the plots, the diagnosis and the report read ---
 
 
-def _median_by_executor(records: list[Measurement], experiment: str,
-                        per_task: bool = False) -> dict[str, float]:
-    """{executor: median seconds} (per task if ``per_task``) for one experiment."""
+def _by_executor(records: list[Measurement], experiment: str,
+                 per_task: bool = False) -> dict[str, list[float]]:
+    """{executor: seconds of every repeat} (per task if ``per_task``) for one experiment."""
     values: dict[str, list[float]] = defaultdict(list)
     for r in records:
         if r.experiment == experiment:
             values[r.executor].append(r.seconds / r.tasks if per_task else r.seconds)
-    return {executor: statistics.median(v) for executor, v in values.items()}
+    return values
+
+
+def _median_by_executor(records: list[Measurement], experiment: str,
+                        per_task: bool = False) -> dict[str, float]:
+    """{executor: median seconds} (per task if ``per_task``) for one experiment."""
+    return {executor: statistics.median(v)
+            for executor, v in _by_executor(records, experiment, per_task).items()}
+
+
+def _range_by_executor(records: list[Measurement], experiment: str,
+                       per_task: bool = False) -> dict[str, list[float]]:
+    """{executor: [fastest, slowest]} over the repeats, for the plots' whiskers."""
+    return {executor: [min(v), max(v)]
+            for executor, v in _by_executor(records, experiment, per_task).items()}
 
 
 def _speedup_table(records: list[Measurement]) -> dict[str, Any]:
@@ -413,7 +427,8 @@ def _speedup_table(records: list[Measurement]) -> dict[str, Any]:
 
 
 def _task_size_table(records: list[Measurement]) -> dict[str, Any]:
-    """{executor: {task ms: efficiency}} (serial time / (parallel time × workers))."""
+    """{executor: {task ms: efficiency}} (serial time / (parallel time × workers)), medians,
+    and under "range" the lowest and highest efficiency over the repeats."""
     serial = {(r.task_seconds, r.repeat): r.seconds for r in records
               if r.experiment == "task-size" and r.executor == "serial"}
     values: dict[tuple, list[float]] = defaultdict(list)
@@ -424,10 +439,12 @@ def _task_size_table(records: list[Measurement]) -> dict[str, Any]:
             values[(r.executor, r.task_seconds)].append(
                 serial[(r.task_seconds, r.repeat)] / (r.seconds * r.workers))
             workers[r.executor] = r.workers
-    table: dict[str, Any] = {"workers": max(workers.values(), default=None), "efficiency": {}}
+    table: dict[str, Any] = {"workers": max(workers.values(), default=None), "efficiency": {},
+                             "range": {}}
     for (executor, task_seconds), effs in sorted(values.items()):
-        table["efficiency"].setdefault(executor, {})[f"{task_seconds * 1000:g}"] = \
-            statistics.median(effs)
+        ms = f"{task_seconds * 1000:g}"
+        table["efficiency"].setdefault(executor, {})[ms] = statistics.median(effs)
+        table["range"].setdefault(executor, {})[ms] = [min(effs), max(effs)]
     return table
 
 
@@ -454,12 +471,16 @@ def summarize(records: list[Measurement], metadata: dict[str, Any]) -> dict[str,
         "speedup": _speedup_table(records),
         "task_size": _task_size_table(records),
         "overhead_seconds_per_task": _median_by_executor(records, "tiny", per_task=True),
+        "overhead_range": _range_by_executor(records, "tiny", per_task=True),
         "parent_cpu_seconds_per_task": _median_by_executor(records, "parent-cpu",
                                                            per_task=True),
         "loop_max_lag_seconds": _median_by_executor(records, "loop-lag"),
         "first_result_seconds": {method: {executor: statistics.median(values)
                                           for executor, values in pools.items()}
                                  for method, pools in first.items()},
+        "first_result_range": {method: {executor: [min(values), max(values)]
+                                        for executor, values in pools.items()}
+                               for method, pools in first.items()},
         "blas": blas_summary,
     }
 

@@ -1,0 +1,168 @@
+"""The "why no speedup?" diagnosis, on synthetic results: one cause at a time, and a clean one.
+
+Each synthetic result starts from a healthy 8-CPU free-threaded machine on which
+everything scales, and breaks exactly one thing.
+"""
+
+import copy
+
+import pytest
+
+from helpers import machine
+
+
+def point(median, low=None, high=None):
+    return {"median": median, "low": low if low is not None else median * 0.98,
+            "high": high if high is not None else median * 1.02}
+
+
+def clean_result():
+    return {
+        "mode": "full",
+        "machine": {"cpu_model": "test CPU", "logical_cpus": 8, "usable_cpus": 8,
+                    "affinity_cpus": 8, "cgroup_quota_cpus": None, "gil_enabled": False,
+                    "free_threaded_build": True, "start_method": "fork", "python": "3.14.0"},
+        "summary": {
+            "usable_cpus": 8, "start_method": "fork",
+            "speedup": {
+                "python": {"WorkerPool": {"1": point(0.98), "8": point(7.6)},
+                           "threads": {"1": point(1.0), "8": point(7.2)}},
+                "sha256": {"threads": {"1": point(1.0), "8": point(7.7)}},
+            },
+            "task_size": {"workers": 8, "efficiency": {
+                "ProcessPoolExecutor": {"0.1": 0.85, "1": 0.95, "10": 0.98},
+                "WorkerPool": {"0.1": 0.9, "1": 0.96, "10": 0.99}}},
+            "overhead_seconds_per_task": {"ProcessPoolExecutor": 60e-6, "WorkerPool": 8e-6},
+            "parent_cpu_seconds_per_task": {},
+            "loop_max_lag_seconds": {"inline": 0.3, "WorkerPool": 0.002},
+            "first_result_seconds": {"fork": {"WorkerPool": 0.005},
+                                     "spawn": {"WorkerPool": 0.04}},
+            "blas": {"seconds": {"1 process, BLAS threads": 1.0,
+                                 "processes, BLAS threads": 0.51,
+                                 "processes, 1 BLAS thread": 0.5},
+                     "blas_threads": 8, "oversubscription_slowdown": 1.02},
+        },
+    }
+
+
+def causes(result):
+    return [f.cause for f in machine.why_no_speedup(result)]
+
+
+def test_a_clean_result_raises_no_finding():
+    assert machine.why_no_speedup(clean_result()) == []
+    assert "No cause found" in machine.diagnosis_markdown([])
+
+
+def test_one_usable_cpu_ranks_first():
+    result = clean_result()
+    result["machine"].update(usable_cpus=1, cgroup_quota_cpus=1.0)
+    result["summary"]["speedup"]["python"]["WorkerPool"] = {"1": point(0.97)}
+    findings = machine.why_no_speedup(result)
+    assert findings[0].cause == "one-cpu"
+    assert "os.cpu_count() says 8" in findings[0].evidence
+    assert "the container quota is 1 CPU:" in findings[0].evidence
+    assert "0.97×" in findings[0].evidence
+
+
+def test_a_cgroup_quota_below_the_cpu_count():
+    result = clean_result()
+    result["machine"].update(logical_cpus=16, usable_cpus=4, cgroup_quota_cpus=4.0,
+                             affinity_cpus=16)
+    finding = machine.why_no_speedup(result)[0]
+    assert finding.cause == "cpu-limit"
+    assert "os.cpu_count() says 16" in finding.evidence
+    assert "a cgroup CPU quota of 4 CPUs" in finding.evidence and "4.0×" in finding.evidence
+    assert "usable_cpus" in finding.fix
+
+
+def test_an_affinity_mask_is_named_too():
+    result = clean_result()
+    result["machine"].update(logical_cpus=8, usable_cpus=2, affinity_cpus=2)
+    finding = machine.why_no_speedup(result)[0]
+    assert finding.cause == "cpu-limit" and "an affinity mask of 2 CPUs" in finding.evidence
+
+
+def test_gil_bound_work_on_threads():
+    result = clean_result()
+    result["machine"].update(gil_enabled=True, free_threaded_build=False)
+    result["summary"]["speedup"]["python"]["threads"]["8"] = point(1.05)
+    result["summary"]["speedup"]["sha256"]["threads"]["8"] = point(6.9)
+    findings = machine.why_no_speedup(result)
+    assert causes(result) == ["gil-threads"]
+    assert "1.05×" in findings[0].evidence and "7.60×" in findings[0].evidence
+    assert "6.90×" in findings[0].evidence  # the GIL-releasing contrast is quoted
+    assert findings[0].impact == pytest.approx(1 - 1.05 / 7.6)
+
+
+def test_threads_that_scale_are_not_blamed_on_the_gil():
+    result = clean_result()
+    result["machine"]["gil_enabled"] = True  # e.g. the GIL re-enabled by an extension
+    assert "gil-threads" not in causes(result)
+
+
+def test_tasks_too_small_for_their_overhead():
+    result = clean_result()
+    result["summary"]["task_size"]["efficiency"]["ProcessPoolExecutor"] = {
+        "0.1": 0.2, "1": 0.7, "10": 0.97}
+    finding = machine.why_no_speedup(result)[0]
+    assert finding.cause == "small-tasks"
+    assert "20% efficiency with 0.1 ms" in finding.evidence and "60 µs" in finding.evidence
+    assert "WorkerPool, which batches small tasks, reaches 90%" in finding.evidence
+    assert "tasks of 10 ms or more" in finding.fix
+
+
+def test_blas_oversubscription():
+    result = clean_result()
+    result["summary"]["blas"]["seconds"]["processes, BLAS threads"] = 0.8
+    result["summary"]["blas"]["oversubscription_slowdown"] = 1.6
+    finding = machine.why_no_speedup(result)[0]
+    assert finding.cause == "blas-oversubscription"
+    assert "0.80 s" in finding.evidence and "1.60×" in finding.evidence
+    assert "threadpool_limits" in finding.fix
+
+
+@pytest.mark.parametrize("spawn_seconds, expected", [(0.4, True), (0.05, False)])
+def test_a_spawn_start_method_paying_for_start_up(spawn_seconds, expected):
+    result = clean_result()
+    result["summary"]["start_method"] = "spawn"
+    result["summary"]["first_result_seconds"]["spawn"]["WorkerPool"] = spawn_seconds
+    found = "slow-start" in causes(result)
+    assert found is expected
+    if expected:
+        finding = machine.why_no_speedup(result)[0]
+        assert "400 ms" in finding.evidence and "fork: 5 ms" in finding.evidence
+
+
+def test_fork_itself_is_never_blamed_for_start_up():
+    result = clean_result()
+    result["summary"]["first_result_seconds"]["fork"]["WorkerPool"] = 0.5
+    assert "slow-start" not in causes(result)
+
+
+def test_noisy_measurements_are_reported():
+    result = clean_result()
+    result["summary"]["speedup"]["python"]["WorkerPool"]["8"] = point(6.0, 3.0, 7.5)
+    finding = machine.why_no_speedup(result)[0]
+    assert finding.cause == "noisy" and "75%" in finding.evidence
+
+
+def test_findings_are_ranked_by_impact_and_every_cause_has_an_id():
+    result = clean_result()
+    result["machine"].update(gil_enabled=True, logical_cpus=32, usable_cpus=8,
+                             cgroup_quota_cpus=8.0)
+    result["summary"]["speedup"]["python"]["threads"]["8"] = point(1.0)
+    result["summary"]["blas"]["oversubscription_slowdown"] = 1.3
+    findings = machine.why_no_speedup(result)
+    assert [f.cause for f in findings] == ["gil-threads", "cpu-limit", "blas-oversubscription"]
+    assert [f.impact for f in findings] == sorted((f.impact for f in findings), reverse=True)
+    assert {f.cause for f in findings} <= set(machine.CAUSE_IDS)
+    text = machine.diagnosis_markdown(findings)
+    assert text.startswith("1. **Pure-Python work on threads") and "\n3. **" in text
+
+
+def test_a_partial_result_is_diagnosed_with_what_it_has():
+    result = copy.deepcopy(clean_result())
+    result["summary"] = {"speedup": {}}  # only some parts were run
+    assert machine.why_no_speedup(result) == []
+    assert machine.why_no_speedup({}) == []
