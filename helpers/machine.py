@@ -14,6 +14,10 @@ cgroup files read (paths relative to ``root``, so tests can build fake trees):
 * v1: ``/proc/self/cgroup`` has ``N:cpu,cpuacct:/some/path``; the quota is
   ``cpu.cfs_quota_us`` (-1: no limit) over ``cpu.cfs_period_us`` in
   ``/sys/fs/cgroup/cpu,cpuacct/some/path`` (or ``/sys/fs/cgroup/cpu/...``).
+
+The end of the module answers "why no speedup?": :func:`why_no_speedup` reads a result
+of the course benchmark (``python -m helpers.bench``) and returns ranked
+:class:`Finding` objects, each quoting the measurement that shows its cause.
 """
 
 from __future__ import annotations

@@ -1,6 +1,11 @@
 """The course's benchmarks: ``python -m helpers.bench <suite>``.
 
-Suites so far:
+Suites:
+
+``course`` (the default: ``python -m helpers.bench``)
+    the whole course benchmark, the one notebook 10 runs (``suite.py``): serial vs
+    threads vs processes, task size, per-task overhead, event-loop lag, start methods,
+    BLAS threads in worker processes; and a "why no speedup?" diagnosis.
 
 ``pool``
     WorkerPool against ProcessPoolExecutor, multiprocessing.Pool and joblib: per-task
