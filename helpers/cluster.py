@@ -60,7 +60,13 @@ START_TIMEOUT_SECONDS = 30.0
 
 
 class _QuietHandler(WSGIRequestHandler):
-    """wsgiref's handler without a log line per request."""
+    """wsgiref's handler without a log line per request.
+
+    A request line it cannot parse is answered with a status line and headers (as
+    HTTP/1.0), not in HTTP/0.9's bare style, so every client sees the 400.
+    """
+
+    default_request_version = "HTTP/1.0"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         pass
@@ -204,7 +210,8 @@ class PreforkServer:
         self._supervisor.start()
         return self
 
-    def _now(self) -> float:
+    def elapsed(self) -> float:
+        """Seconds since the server started (the clock of :attr:`events`)."""
         return time.monotonic() - self._started
 
     def _spawn(self, slot: int) -> Any:
@@ -222,7 +229,7 @@ class PreforkServer:
                                                START_TIMEOUT_SECONDS) and ready_r.poll():
                 ready_r.recv()
                 self._started_at[process.pid] = time.monotonic()
-                self.events.append(Event(self._now(), "started", slot, process.pid))
+                self.events.append(Event(self.elapsed(), "started", slot, process.pid))
                 return process
         except EOFError:
             pass
@@ -230,7 +237,7 @@ class PreforkServer:
             ready_r.close()
         process.kill()
         process.join()
-        self.events.append(Event(self._now(), "failed to start", slot, process.pid,
+        self.events.append(Event(self.elapsed(), "failed to start", slot, process.pid,
                                  f"exit code {process.exitcode}"))
         return None
 
@@ -288,7 +295,7 @@ class PreforkServer:
                 delay = min(MAX_BACKOFF_SECONDS,
                             FIRST_BACKOFF_SECONDS * 2 ** (self._failures[slot] - 1))
             self._restart_at[slot] = time.monotonic() + delay
-        self.events.append(Event(self._now(), "died", slot, process.pid,
+        self.events.append(Event(self.elapsed(), "died", slot, process.pid,
                                  f"exit code {process.exitcode}; restart in {delay:.1f} s"))
 
     def _restart(self, slot: int) -> None:
@@ -304,7 +311,7 @@ class PreforkServer:
                     MAX_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * 2 ** (self._failures[slot] - 1))
                 return
             self._slots[slot] = process
-        self.events.append(Event(self._now(), "replaced", slot, process.pid))
+        self.events.append(Event(self.elapsed(), "replaced", slot, process.pid))
 
     # -- restarting and stopping --
 
@@ -339,7 +346,7 @@ class PreforkServer:
         if process.is_alive():
             process.kill()
             process.join()
-        self.events.append(Event(self._now(), "retired", slot, process.pid,
+        self.events.append(Event(self.elapsed(), "retired", slot, process.pid,
                                  f"exit code {process.exitcode}"))
 
     def stop(self) -> None:
@@ -361,7 +368,7 @@ class PreforkServer:
             if process.is_alive():
                 process.kill()
                 process.join()
-            self.events.append(Event(self._now(), "stopped", slot, process.pid,
+            self.events.append(Event(self.elapsed(), "stopped", slot, process.pid,
                                      f"exit code {process.exitcode}"))
         if self._listener is not None:
             self._listener.close()

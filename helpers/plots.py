@@ -308,3 +308,125 @@ def summary_plot(rows: Sequence, title: str = "One job, every way to run it") ->
         ax.set_xlim(0, max(row.speedup for row in rows) * 1.6)
         ax.set_title(title)
     return fig
+
+
+# --- notebook 06: servers under load ---
+
+
+def _two_lines(name: str) -> str:
+    return name.replace(", ", ",\n").replace(" + ", "\n+ ")
+
+
+def server_comparison_plot(rows: Sequence[Mapping], title: str = "The same load on each server"
+                           ) -> Figure:
+    """Throughput (bar: whole run; whiskers: slowest and fastest quarter second) and
+    latency percentiles (p50, p95, p99) per server."""
+    names = [_two_lines(r["server"]) + f"\n({r['workers']} proc.)" for r in rows]
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(12, 4.6), layout="constrained")
+        left, right = fig.subplots(1, 2)
+        values = [r["throughput_per_s"] for r in rows]
+        errors = [[max(0.0, v - r["throughput_low"]) for v, r in zip(values, rows, strict=True)],
+                  [max(0.0, r["throughput_high"] - v) for v, r in zip(values, rows, strict=True)]]
+        left.bar(range(len(rows)), values, yerr=errors, capsize=5, color=CYCLE[: len(rows)])
+        left.set_xticks(range(len(rows)), names, fontsize=9)
+        left.set_ylabel("requests/s (whole run; quarter-second range)")
+        left.set_title("throughput", fontsize=12)
+        for x, (v, r) in enumerate(zip(values, rows, strict=True)):
+            left.annotate(f"{v:.0f}", (x, max(v, r["throughput_high"])), ha="center",
+                          va="bottom", fontsize=10)
+        width = 0.27
+        for i, (key, label) in enumerate((("p50_ms", "p50"), ("p95_ms", "p95"),
+                                          ("p99_ms", "p99"))):
+            right.bar([x + (i - 1) * width for x in range(len(rows))], [r[key] for r in rows],
+                      width=width, color=CYCLE[i], label=label)
+        right.set_xticks(range(len(rows)), names, fontsize=9)
+        right.set_ylabel("latency (ms)")
+        right.set_title("latency percentiles", fontsize=12)
+        right.legend()
+        fig.suptitle(title)
+    return fig
+
+
+def throughput_by_workers_plot(rows: Sequence[Mapping], ms: float, usable: int) -> Figure:
+    """Requests/s against worker count, with the CPUs' ceiling: usable CPUs × 1000/ms."""
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(7, 4.4), layout="constrained")
+        ax = fig.subplots()
+        workers = [r["workers"] for r in rows]
+        values = [r["throughput_per_s"] for r in rows]
+        errors = [[max(0.0, v - r["throughput_low"]) for v, r in zip(values, rows, strict=True)],
+                  [max(0.0, r["throughput_high"] - v) for v, r in zip(values, rows, strict=True)]]
+        ax.errorbar(workers, values, yerr=errors, marker="o", capsize=4, color=PALETTE["blue"],
+                    label="measured (whole run; quarter-second range)")
+        top = max(workers)
+        ceiling = [min(w, usable) * 1000 / ms for w in range(1, top + 1)]
+        ax.plot(range(1, top + 1), ceiling, color="grey", linestyle="--",
+                label=f"ceiling: min(workers, {usable} CPUs) × {1000 / ms:.0f}/s")
+        ax.set_xticks(workers)
+        ax.set_xlabel("worker processes")
+        ax.set_ylabel("requests/s")
+        ax.set_title(f"/cpu?ms={ms:g} on a pre-fork server")
+        ax.legend(fontsize=10)
+    return fig
+
+
+def disruption_plot(runs: Sequence, interval: float = 0.1) -> Figure:
+    """Answered and failed requests per interval, with the disruption and the supervisor's
+    events marked: one panel per run."""
+    from .loadgen import per_interval
+
+    marks = {"died": PALETTE["vermillion"], "replaced": PALETTE["green"],
+             "started": PALETTE["green"], "retired": PALETTE["orange"]}
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(11, 3.4 * len(runs)), layout="constrained")
+        axes = fig.subplots(len(runs), 1, squeeze=False)[:, 0]
+        for ax, run in zip(axes, runs, strict=True):
+            starts, answered, failed = per_interval(run.result, interval)
+            ax.bar(starts, [n / interval for n in answered], width=interval, align="edge",
+                   color=PALETTE["sky"], label="answered")
+            ax.bar(starts, [n / interval for n in failed], width=interval, align="edge",
+                   color=PALETTE["vermillion"], label=f"failed ({run.result.failures} in all)")
+            ax.axvline(run.at_seconds, color=PALETTE["black"], linewidth=2)
+            ax.annotate(run.what, (run.at_seconds, ax.get_ylim()[1] * 0.95), fontsize=10,
+                        ha="left", va="top", xytext=(4, 0), textcoords="offset points")
+            for event in run.events:
+                if 0 <= event.seconds <= run.result.wall_seconds and event.kind in marks:
+                    ax.axvline(event.seconds, color=marks[event.kind], linestyle=":",
+                               linewidth=1.5)
+            ax.set_ylabel("requests/s")
+            ax.set_title(f"{run.what}: dotted lines are the supervisor's events "
+                         "(red: died, green: started, orange: retired)", fontsize=11)
+            ax.legend(loc="lower right", fontsize=10)
+        axes[-1].set_xlabel(f"seconds since the load started ({interval * 1000:.0f} ms bins)")
+    return fig
+
+
+def memory_plot(rows: Sequence[Mapping]) -> Figure:
+    """Memory per worker (USS: its own; PSS: its share of shared pages), per configuration."""
+    configs = list(dict.fromkeys(r["config"] for r in rows))
+    moments = list(dict.fromkeys(r["moment"] for r in rows))
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(11, 4.4), layout="constrained")
+        axes = fig.subplots(1, 2)
+        for ax, (key, label) in zip(axes, (("uss_mib", "USS: memory only this worker uses"),
+                                           ("pss_mib", "PSS: its share of all it maps")),
+                                    strict=True):
+            width = 0.8 / len(moments)
+            for i, moment in enumerate(moments):
+                spans = [spread_of([r[key] for r in rows
+                                    if r["config"] == c and r["moment"] == moment])
+                         for c in configs]
+                xs = [x + i * width for x in range(len(configs))]
+                ax.bar(xs, [s.median for s in spans], width=width, color=CYCLE[i],
+                       yerr=[[s.median - s.low for s in spans], [s.high - s.median for s in spans]],
+                       capsize=4, label=moment)
+                for x, s in zip(xs, spans, strict=True):
+                    ax.annotate(f"{s.median:.0f}", (x, s.high), ha="center", va="bottom",
+                                fontsize=9)
+            ax.set_xticks([x + 0.4 - width / 2 for x in range(len(configs))], configs,
+                          fontsize=10)
+            ax.set_ylabel("MiB per worker (median, min–max)")
+            ax.set_title(label, fontsize=12)
+            ax.legend(fontsize=10)
+    return fig

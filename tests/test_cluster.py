@@ -1,0 +1,327 @@
+"""The cluster pattern: pre-fork server, supervisor, load generator, asyncio server, gunicorn.
+
+Each test stops what it starts; the leftover-process guard in conftest checks that
+nothing survives, grandchildren included.
+"""
+
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from helpers import cluster, cluster_experiments, demo_app, faults, gunicorn_run, hybrid, loadgen
+from conftest import orphans_after_killing_parent, still_alive
+
+METHODS = ["fork", "spawn"]
+
+
+def get(url, timeout=10):
+    """(status, JSON body) of a GET, 4xx/5xx included."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def raw(address, data: bytes, timeout=10) -> bytes:
+    """Send raw bytes, return everything the server answers before closing."""
+    with socket.create_connection(address, timeout=timeout) as conn:
+        conn.sendall(data)
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# --- the demo app alone ---
+
+
+def call(path, method="GET", query="", body=b""):
+    answer = {}
+    environ = {"PATH_INFO": path, "REQUEST_METHOD": method, "QUERY_STRING": query,
+               "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body)}
+    payload = b"".join(demo_app.app(environ, lambda status, headers: answer.update(s=status)))
+    return answer["s"], json.loads(payload)
+
+
+def test_demo_app_routes_and_bad_input():
+    assert call("/cpu", query="ms=5")[0] == "200 OK"
+    assert call("/io", query="ms=1")[1]["route"] == "io"
+    assert call("/whoami")[1]["pid"] == os.getpid()
+    assert call("/echo", "POST", body=b"hello")[1]["echo"] == "hello"
+    status, payload = call("/cpu", query="ms=lots")
+    assert status == "400 Bad Request" and "ms must be a number" in payload["error"]
+    assert call("/cpu", query="ms=99999")[0] == "400 Bad Request"
+    assert call("/nowhere")[0] == "404 Not Found"
+    assert call("/cpu", "DELETE")[0] == "405 Method Not Allowed"
+    assert call("/echo", "POST", body=b"x" * (demo_app.MAX_BODY_BYTES + 1))[0].startswith("413")
+
+
+def test_cpu_route_counts_cpu_time_not_wall_time():
+    cpu = time.process_time()
+    demo_app.burn_cpu(30)
+    assert time.process_time() - cpu >= 0.03
+
+
+# --- the pre-fork server ---
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_worker_serves_on_one_port(method):
+    with cluster.PreforkServer(workers=2, start_method=method) as server:
+        assert len(set(server.pids)) == 2
+        result = cluster.load(server.url + "/cpu?ms=5", requests=60, concurrency=4)
+        assert result.ok == 60 and result.failures == 0
+        assert set(result.pids) == set(server.pids)  # both workers took requests
+    assert not still_alive(server.pids, 5)
+
+
+def test_so_reuseport_mode_serves_too():
+    if not hasattr(socket, "SO_REUSEPORT"):
+        pytest.skip("this OS has no SO_REUSEPORT")
+    with cluster.PreforkServer(workers=2, reuse_port=True) as server:
+        result = cluster.load(server.url + "/whoami", requests=40, concurrency=4)
+        assert result.ok == 40
+
+
+def test_bad_requests_get_4xx_and_the_workers_stay_up():
+    with cluster.PreforkServer(workers=2, request_timeout=1.0) as server:
+        pids = set(server.pids)
+        assert raw(server.address, b"NONSENSE\r\n\r\n").startswith(b"HTTP/1.0 400")
+        assert raw(server.address, b"\x00\xff garbage \r\n\r\n").split(b" ")[1] == b"400"
+        big = (b"POST /echo HTTP/1.0\r\nContent-Length: 10000000\r\n\r\n")
+        assert b" 413 " in raw(server.address, big).split(b"\r\n")[0] + b" "
+        assert get(server.url + "/cpu?ms=-3")[0] == 400
+        assert get(server.url + "/teapot")[0] == 404
+        assert b" 414 " in raw(server.address, b"GET /" + b"a" * 70000 + b" HTTP/1.0\r\n\r\n")[:20]
+        assert get(server.url + "/whoami")[0] == 200
+        assert set(server.pids) == pids and server.restarts() == 0
+
+
+def test_a_slow_client_does_not_block_the_others():
+    with cluster.PreforkServer(workers=2, request_timeout=1.0) as server:
+        slow = socket.create_connection(server.address)  # connects, then sends nothing
+        slow.sendall(b"GET /whoami HTTP/1.0\r\n")
+        try:
+            result = cluster.load(server.url + "/whoami", requests=30, concurrency=2)
+            assert result.ok == 30
+            slow.settimeout(5)
+            assert slow.recv(100) == b""  # dropped after request_timeout
+        finally:
+            slow.close()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_the_supervisor_replaces_a_killed_worker(method):
+    with cluster.PreforkServer(workers=2, start_method=method) as server:
+        victim = server.pids[0]
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while (victim in server.pids or len(server.pids) < 2) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert victim not in server.pids and len(server.pids) == 2
+        kinds = [(e.kind, e.pid) for e in server.events]
+        assert ("died", victim) in kinds and server.restarts() == 1
+        assert get(server.url + "/whoami")[0] == 200
+
+
+def test_a_crash_looping_worker_is_restarted_with_growing_delays():
+    with cluster.PreforkServer(workers=2) as server:
+        server.worker_init = faults.exit_abruptly  # every new worker now dies at once
+        os.kill(server.pids[0], signal.SIGKILL)
+        time.sleep(1.6)
+        failures = [e for e in server.events if e.kind == "failed to start"]
+        assert 3 <= len(failures) <= 6, failures  # 0.1 + 0.2 + 0.4 + 0.8 s of back-off
+        gaps = [b.seconds - a.seconds for a, b in zip(failures, failures[1:])]
+        assert gaps == sorted(gaps) and gaps[-1] > 2 * gaps[0]
+        assert get(server.url + "/whoami")[0] == 200  # the other worker still serves
+        server.worker_init = None  # fixed: the next try succeeds
+        deadline = time.monotonic() + 10
+        while len(server.pids) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(server.pids) == 2
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_rolling_restart_under_load_loses_no_request(method):
+    with cluster.PreforkServer(workers=2, start_method=method) as server:
+        before = set(server.pids)
+        run = cluster.start_load(server.url + "/cpu?ms=3", requests=100_000, concurrency=6,
+                                 max_seconds=2.5)
+        time.sleep(0.6)
+        after = set(server.rolling_restart())
+        result = run.result()
+        assert not before & after and len(after) == 2
+        assert result.failures == 0 and result.ok > 100, result.failure_kinds()
+        assert set(result.pids) >= after  # the new workers served part of the load
+
+
+def test_graceful_stop_finishes_the_request_in_flight():
+    server = cluster.PreforkServer(workers=2, grace_seconds=10).start()
+    answers = []
+    thread = threading.Thread(target=lambda: answers.append(get(server.url + "/cpu?ms=700")))
+    thread.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    server.stop()
+    thread.join(10)
+    assert answers and answers[0][0] == 200
+    assert time.monotonic() - started < 5
+    assert all(e.detail == "exit code 0" for e in server.events if e.kind == "stopped")
+
+
+def test_sigterm_stops_a_script_gracefully():
+    process = subprocess.Popen([sys.executable, "-m", "helpers.cluster", "--workers", "2"],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        url = line.split()[1]
+        pids = json.loads(line.split(" workers ")[1])
+        answers = []
+        thread = threading.Thread(target=lambda: answers.append(get(url + "/io?ms=700")))
+        thread.start()
+        time.sleep(0.3)
+        process.send_signal(signal.SIGTERM)
+        thread.join(10)
+        assert process.wait(15) == 0
+        assert answers and answers[0][0] == 200
+        assert not still_alive(pids, 5)
+    finally:
+        process.kill()
+        process.wait()
+
+
+PARENT_SCRIPT = """
+import sys, time
+from helpers import cluster
+if __name__ == "__main__":
+    server = cluster.PreforkServer(workers=2, start_method=sys.argv[1]).start()
+    print(*server.pids, flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_workers_exit_when_the_parent_dies(method, tmp_path):
+    assert orphans_after_killing_parent(PARENT_SCRIPT, method, tmp_path) == set()
+
+
+def test_bad_parameters_say_what_is_allowed():
+    with pytest.raises(ValueError, match="not a loopback address"):
+        cluster.PreforkServer(host="0.0.0.0")
+    with pytest.raises(ValueError, match="workers must be a whole number"):
+        cluster.PreforkServer(workers=0)
+    with pytest.raises(ValueError, match="not a loopback address"):
+        cluster.load("http://192.0.2.1:80/")
+    with pytest.raises(ValueError, match="url must look like"):
+        cluster.load("127.0.0.1/cpu")
+    with pytest.raises(ValueError, match="concurrency must be"):
+        cluster.load("http://127.0.0.1:9/", concurrency=0)
+    with pytest.raises(ValueError, match="route must be one of"):
+        cluster_experiments.route_url("http://127.0.0.1:1", "disk", 5)
+
+
+# --- the load generator ---
+
+
+def test_load_against_nothing_reports_failures_and_does_not_hang():
+    with socket.create_server(("127.0.0.1", 0)) as placeholder:
+        port = placeholder.getsockname()[1]
+    result = cluster.load(f"http://127.0.0.1:{port}/", requests=20, concurrency=4)
+    assert result.requests == 20 and result.ok == 0 and result.failures == 20
+    assert "ConnectionRefusedError" in result.failure_kinds()
+
+
+def test_load_is_bounded_in_time_and_reports_percentiles():
+    with cluster.PreforkServer(workers=2) as server:
+        result = cluster.load(server.url + "/io?ms=20", requests=100_000, concurrency=4,
+                              max_seconds=0.6)
+    assert result.wall_seconds < 1.5 and 0 < result.requests < 1000
+    assert result.percentile(50) <= result.percentile(95) <= result.percentile(99)
+    assert result.percentile(50) >= 0.02
+    assert result.cpu_seconds > 0
+    starts, answered, failed = loadgen.per_interval(result, 0.1)
+    assert sum(answered) == result.ok and sum(failed) == 0
+
+
+# --- one asyncio process, CPU inline or offloaded ---
+
+
+@pytest.mark.parametrize("mode", hybrid.MODES)
+def test_async_server_serves_and_rejects_bad_requests(mode):
+    with hybrid.AsyncAppServer(mode, workers=2, request_timeout=1.0) as server:
+        status, payload = get(server.url + "/cpu?ms=5")
+        assert status == 200
+        assert (payload["pid"] == server.pid) is (mode == "inline")  # offloaded: a worker
+        assert get(server.url + "/cpu?ms=x")[0] == 400
+        assert raw(server.address, b"NONSENSE\r\n\r\n").startswith(b"HTTP/1.0 400")
+        big = b"POST /echo HTTP/1.0\r\nContent-Length: 10000000\r\n\r\n"
+        assert raw(server.address, big).startswith(b"HTTP/1.0 413")
+        slow = socket.create_connection(server.address)
+        try:
+            assert cluster.load(server.url + "/io?ms=5", requests=20, concurrency=4).ok == 20
+        finally:
+            slow.close()
+        pid = server.pid
+    assert not still_alive([pid], 5)
+
+
+def test_offloading_keeps_the_loop_answering_while_cpu_work_runs():
+    results = {}
+    for mode in hybrid.MODES:
+        with hybrid.AsyncAppServer(mode, workers=2) as server:
+            busy = cluster.start_load(server.url + "/cpu?ms=100", requests=6, concurrency=2)
+            time.sleep(0.05)
+            quick = cluster.load(server.url + "/io?ms=1", requests=5, concurrency=1)
+            busy.result()
+            results[mode] = quick.percentile(50)
+    # inline: a /io request waits behind 100 ms of CPU work; offloaded it does not
+    assert results["offload"] < results["inline"]
+
+
+# --- gunicorn ---
+
+
+needs_gunicorn = pytest.mark.skipif(gunicorn_run.available() is not None,
+                                    reason=str(gunicorn_run.available()))
+
+
+@needs_gunicorn
+def test_gunicorn_serves_the_same_app_and_stops():
+    with gunicorn_run.GunicornServer(workers=2) as server:
+        pids = server.pids
+        result = cluster.load(server.url + "/cpu?ms=5", requests=40, concurrency=4)
+        assert result.ok == 40 and set(result.pids) <= set(pids)
+        master = server.master_pid
+    assert not still_alive([master, *pids], 10)
+
+
+@needs_gunicorn
+def test_gunicorn_exits_when_its_parent_dies(tmp_path):
+    script = """
+import sys, time
+from helpers import gunicorn_run
+server = gunicorn_run.GunicornServer(workers=2).__enter__()
+print(server.master_pid, *server.pids, flush=True)
+time.sleep(60)
+"""
+    assert orphans_after_killing_parent(script, "fork", tmp_path) == set()
+
+
+@needs_gunicorn
+def test_copy_on_write_measures_each_configuration():
+    rows = cluster_experiments.copy_on_write(workers=2, rows=50_000)
+    configs = {r["config"] for r in rows}
+    assert configs == {"no --preload", "--preload", "--preload + gc.freeze()"}
+    assert all(r["uss_mib"] > 0 for r in rows)
+    assert {r["moment"] for r in rows} == {"after start", "after a full GC"}
