@@ -312,3 +312,57 @@ def top_cause(answer: Any, document: Any) -> str:
     raise NotYet(f"Nothing in the colleague's numbers shows {answer!r}. Read the machine "
                  f"card first (usable CPUs), then the speedups. Choose from: "
                  f"{', '.join(allowed)}.")
+
+
+# --- notebook 06 ---
+
+
+@checker
+def prefork_workers(answer: Any) -> str:
+    """Exercise 06.1: worker processes for a CPU-bound route on this machine."""
+    usable = machine.usable_cpus()
+    value = _number(answer, "The number of workers")
+    if value == usable:
+        return (f"{usable} workers, one per usable CPU: more only take turns on the same "
+                "CPUs (the throughput plot's flat part), fewer leave CPUs idle.")
+    if value == (os.cpu_count() or 1) and value != usable:
+        raise NotYet(f"os.cpu_count() says {value:g}, but this process may use only "
+                     f"{usable} CPUs (affinity or container quota): use the usable count.")
+    if value == 2 * usable + 1:
+        raise NotYet("2 × CPUs + 1 is gunicorn's rule of thumb for workers that also wait on "
+                     "I/O; for a purely CPU-bound route, look at where the throughput stops "
+                     "growing.")
+    if value > usable:
+        raise NotYet("Past the usable CPUs the throughput stopped growing in the plot: the "
+                     "extra workers only take turns.")
+    raise NotYet("Fewer workers than CPUs leave CPUs idle; look at the throughput plot.")
+
+
+@checker
+def throughput_ceiling(answer: Any, usable: int, ms: float) -> str:
+    """Exercise 06.2: the most requests/s ``usable`` CPUs can serve at ``ms`` per request."""
+    value = _number(answer, "The ceiling in requests/s")
+    expected = usable * 1000 / ms
+    if math.isclose(value, expected, rel_tol=0.01):
+        return (f"{usable} CPUs × (1000 ms / {ms:g} ms) = {expected:.0f} requests/s: each CPU "
+                f"finishes one request every {ms:g} ms, whatever the server.")
+    if math.isclose(value, 1000 / ms, rel_tol=0.01):
+        raise NotYet("That is one CPU's worth. How many CPUs can work at once?")
+    if math.isclose(value, usable * ms, rel_tol=0.01) or math.isclose(value, ms / usable,
+                                                                        rel_tol=0.01):
+        raise NotYet("Check the units: one request takes ms/1000 seconds of one CPU.")
+    raise NotYet("One CPU finishes 1000/ms requests per second; multiply by the CPUs.")
+
+
+@checker
+def restart_failures(answer: Any, run: Any) -> str:
+    """Exercise 06.3: how many requests failed during the rolling restart you ran."""
+    value = _number(answer, "The number of failed requests")
+    failures = run.result.failures
+    if value == failures:
+        if failures == 0:
+            return ("None: the new worker accepts from the same socket before the old one is "
+                    "told to finish its request and leave, so no connection is dropped.")
+        return (f"{failures}: more than the design promises; look at `run.result.failure_kinds()`"
+                " — on a very busy machine a request can time out.")
+    raise NotYet("Count them in the run: `run.result.failures` (the plot's legend says it too).")

@@ -43,7 +43,7 @@ def route_url(base: str, route: str, ms: float) -> str:
     return f"{base}/{route}?ms={ms:g}"
 
 
-def _row(server: str, workers: int, route: str, result: LoadResult) -> dict[str, Any]:
+def row(server: str, workers: int, route: str, result: LoadResult) -> dict[str, Any]:
     """One line of a comparison: the load's summary, plus the slowest and fastest quarter
     second (whole intervals only), so plots can show how steady the throughput was."""
     starts, answered, _ = per_interval(result, 0.25)
@@ -65,7 +65,7 @@ def throughput_by_workers(counts: list[int] | None = None, route: str = "cpu", m
         with PreforkServer(workers=workers, start_method=start_method) as server:
             result = load(route_url(server.url, route, ms), requests=100_000,
                           concurrency=concurrency or 2 * max(counts), max_seconds=seconds)
-        rows.append(_row("PreforkServer", workers, route, result))
+        rows.append(row("PreforkServer", workers, route, result))
     return rows
 
 
@@ -88,7 +88,7 @@ def compare_servers(workers: int | None = None, ms: float = 10, concurrency: int
         with server:
             result = load(route_url(server.url, "cpu", ms), requests=100_000,
                           concurrency=concurrency, max_seconds=seconds)
-        rows.append(_row(name, 1 if name == "asyncio, CPU inline" else workers, "cpu", result))
+        rows.append(row(name, 1 if name == "asyncio, CPU inline" else workers, "cpu", result))
     return rows
 
 
@@ -183,3 +183,84 @@ def copy_on_write(workers: int = 2, rows: int = 300_000) -> list[dict[str, Any]]
                 for row in memory_per_worker(pids):
                     table.append({"config": label, "moment": moment, **row})
     return table
+
+
+# --- explanations that quote the learner's own numbers (Markdown) ---
+
+
+def explain_throughput(rows: list[dict[str, Any]], ms: float, usable: int) -> str:
+    """What the throughput-by-workers plot shows."""
+    lines = []
+    for r in rows:
+        ceiling = min(r["workers"], usable) * 1000 / ms
+        lines.append(f"- **{r['workers']} worker(s):** {r['throughput_per_s']:.0f} requests/s "
+                     f"({r['throughput_per_s'] / ceiling:.0%} of the {ceiling:.0f}/s that "
+                     f"{min(r['workers'], usable)} CPU(s) allow), p99 latency "
+                     f"{r['p99_ms']:.0f} ms.")
+    more = [r for r in rows if r["workers"] > usable]
+    if more:
+        lines.append(f"- Past {usable} workers the throughput cannot grow: the extra workers "
+                     "take turns on the same CPUs, and latency grows instead.")
+    cpu = max(r["load_cpu_seconds"] / r["wall_seconds"] for r in rows)
+    lines.append(f"- The load generator itself used up to {cpu:.0%} of one CPU: on a small "
+                 "machine it competes with the server a little.")
+    return "\n".join(lines)
+
+
+def explain_servers(rows: list[dict[str, Any]]) -> str:
+    """What the server comparison shows."""
+    by = {r["server"]: r for r in rows}
+    lines = [f"- **{name}:** {r['throughput_per_s']:.0f} requests/s, p50 {r['p50_ms']:.0f} ms, "
+             f"p99 {r['p99_ms']:.0f} ms." for name, r in by.items()]
+    inline, offload = by.get("asyncio, CPU inline"), by.get("asyncio + WorkerPool")
+    if inline and offload:
+        lines.append(f"- One event loop doing the CPU work itself serves "
+                     f"{inline['throughput_per_s']:.0f}/s: one CPU's worth. Offloading the CPU "
+                     f"route to {offload['workers']} processes gives "
+                     f"{offload['throughput_per_s'] / inline['throughput_per_s']:.1f}× that, "
+                     "and the loop stays free for everything else.")
+    prefork, gunicorn = by.get("PreforkServer"), by.get("gunicorn")
+    if prefork and gunicorn:
+        lines.append(f"- The course's pre-fork server and gunicorn are within "
+                     f"{abs(prefork['throughput_per_s'] / gunicorn['throughput_per_s'] - 1):.0%} "
+                     "of each other: the same pattern (one socket, N processes, a supervisor).")
+    return "\n".join(lines)
+
+
+def explain_disruptions(kill: DisruptionRun, restart: DisruptionRun) -> str:
+    """What the kill and rolling-restart timelines show."""
+    died = [e for e in kill.events if e.kind == "died"]
+    replaced = [e for e in kill.events if e.kind == "replaced"]
+    gap = (f" and started its replacement {1000 * (replaced[0].seconds - died[0].seconds):.0f} "
+           "ms later" if died and replaced else "")
+    return "\n".join([
+        f"- **SIGKILL:** {kill.result.failures} of {kill.result.requests} requests failed "
+        f"({kill.result.failure_kinds() or 'none'}): the request the worker was running "
+        f"when it was killed cannot be answered. The supervisor saw the death{gap}.",
+        f"- **Rolling restart:** {restart.result.failures} of {restart.result.requests} requests "
+        f"failed, while every worker was replaced ({restart.pids_before} → "
+        f"{restart.pids_after}). Each new worker accepts from the shared socket before the old "
+        "one finishes its request and leaves.",
+    ])
+
+
+def explain_memory(rows: list[dict[str, Any]]) -> str:
+    """What the copy-on-write measurement shows."""
+    def median_uss(config: str, moment: str) -> float:
+        values = sorted(r["uss_mib"] for r in rows
+                        if r["config"] == config and r["moment"] == moment)
+        return values[len(values) // 2]
+
+    plain = median_uss("no --preload", "after start")
+    shared = median_uss("--preload", "after start")
+    decayed = median_uss("--preload", "after a full GC")
+    frozen = median_uss("--preload + gc.freeze()", "after a full GC")
+    return "\n".join([
+        f"- Without `--preload` each worker builds its own table: {plain:.0f} MiB of its own.",
+        f"- With `--preload` the master builds it once and the workers share its pages: "
+        f"{shared:.0f} MiB of their own right after start.",
+        f"- After one full garbage collection in each worker: {decayed:.0f} MiB of their own. "
+        "The collector wrote to every object it visited, and each written page was copied.",
+        f"- With `gc.freeze()` before the fork the collector leaves those objects alone: "
+        f"{frozen:.0f} MiB after the same collection.",
+    ])

@@ -281,3 +281,57 @@ def _thread_experiment(workload: str, threads: int) -> tuple[Any, Any]:
 def thread_dashboard() -> ThreadDashboard:
     """A ready-to-display :class:`ThreadDashboard`."""
     return ThreadDashboard()
+
+
+class ClusterDashboard(ExperimentDashboard):
+    """Server, workers, route and concurrency → a load run → throughput and latency."""
+
+    SERVERS = ("PreforkServer", "asyncio + WorkerPool", "asyncio, CPU inline")
+
+    def __init__(self, run: Callable[..., Any] | None = None) -> None:
+        super().__init__(run or _cluster_experiment)
+        self.server = W.Dropdown(options=list(self.SERVERS), value="PreforkServer",
+                                 description="server")
+        self.workers = W.IntSlider(value=self.usable, min=1, max=4 * self.usable,
+                                   description="workers",
+                                   tooltip="past the usable CPUs, to show oversubscription")
+        self.route = W.ToggleButtons(options=["cpu", "io"], value="cpu", description="route")
+        self.ms = W.FloatText(value=10.0, description="ms / request")
+        self.concurrency = W.IntSlider(value=8, min=1, max=64, description="clients")
+        self.seconds = W.FloatText(value=2.0, description="seconds")
+
+    def controls(self) -> list[W.Widget]:
+        return [self.server, self.workers, self.route, self.ms, self.concurrency, self.seconds]
+
+    def parameters(self) -> dict[str, Any]:
+        _check_range("ms per request", self.ms.value, 0, 2000, " ms")
+        _check_range("workers", self.workers.value, 1, 4 * self.usable)
+        _check_range("clients", self.concurrency.value, 1, 64)
+        _check_range("seconds", self.seconds.value, 0.2, 20, " s")
+        return {"server": self.server.value, "workers": self.workers.value,
+                "route": self.route.value, "ms": self.ms.value,
+                "concurrency": self.concurrency.value, "seconds": self.seconds.value}
+
+    def draw(self, result: Any) -> list[Any]:
+        rows, load = result
+        title = f"{rows[0]['server']}, /{rows[0]['route']}"
+        return [_png(plots.server_comparison_plot(rows, title)), Markdown(load._repr_markdown_())]
+
+
+def _cluster_experiment(server: str, workers: int, route: str, ms: float, concurrency: int,
+                        seconds: float) -> tuple[list[dict[str, Any]], Any]:
+    from . import cluster, cluster_experiments, hybrid
+
+    servers = {"PreforkServer": lambda: cluster.PreforkServer(workers=workers),
+               "asyncio + WorkerPool": lambda: hybrid.AsyncAppServer("offload", workers=workers),
+               "asyncio, CPU inline": lambda: hybrid.AsyncAppServer("inline")}
+    with servers[server]() as running:
+        result = cluster.load(cluster_experiments.route_url(running.url, route, ms),
+                              requests=100_000, concurrency=concurrency, max_seconds=seconds)
+    shown = 1 if server == "asyncio, CPU inline" else workers
+    return [cluster_experiments.row(server, shown, route, result)], result
+
+
+def cluster_dashboard() -> ClusterDashboard:
+    """The dashboard of notebook 06."""
+    return ClusterDashboard()

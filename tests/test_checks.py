@@ -256,3 +256,41 @@ def test_top_cause_solution_passes_and_wrong_causes_get_hints(capsys):
     assert "Nothing in the colleague's numbers shows 'gil-threads'" in shown(capsys)
     assert checks.top_cause(3, colleague) is False
     assert "one-cpu" in shown(capsys)
+
+
+# --- notebook 06 ---
+
+def test_prefork_workers_solution_passes_and_wrong_counts_get_hints(capsys, monkeypatch):
+    monkeypatch.setattr(machine, "usable_cpus", lambda: 4)
+    monkeypatch.setattr(checks.os, "cpu_count", lambda: 16)
+    namespace = run_solution("06_prefork_workers.py", {})
+    assert checks.prefork_workers(namespace["answer_workers"]) is True
+    assert checks.prefork_workers(...) is False
+    assert checks.prefork_workers(16) is False
+    assert "os.cpu_count() says 16" in shown(capsys)
+    assert checks.prefork_workers(9) is False
+    assert "2 × CPUs + 1" in shown(capsys)
+    assert checks.prefork_workers(1) is False
+    assert "idle" in shown(capsys)
+
+
+def test_throughput_ceiling_solution_passes_and_unit_slips_get_hints(capsys):
+    card = machine.machine_card()
+    namespace = run_solution("06_throughput_ceiling.py", {"card": card})
+    assert checks.throughput_ceiling(namespace["answer_ceiling"], card.usable_cpus, 10) is True
+    assert checks.throughput_ceiling(..., 2, 10) is False
+    assert checks.throughput_ceiling(100, 2, 10) is False
+    assert "one CPU's worth" in shown(capsys)
+    assert checks.throughput_ceiling(20, 2, 10) is False
+    assert "units" in shown(capsys)
+
+
+def test_restart_failures_checks_against_the_run(capsys):
+    from types import SimpleNamespace
+
+    run = SimpleNamespace(result=SimpleNamespace(failures=0))
+    namespace = run_solution("06_restart_failures.py", {"restart": run})
+    assert checks.restart_failures(namespace["answer_failures"], run) is True
+    assert checks.restart_failures(..., run) is False
+    assert checks.restart_failures(3, run) is False
+    assert "run.result.failures" in shown(capsys)

@@ -325,3 +325,32 @@ def test_copy_on_write_measures_each_configuration():
     assert configs == {"no --preload", "--preload", "--preload + gc.freeze()"}
     assert all(r["uss_mib"] > 0 for r in rows)
     assert {r["moment"] for r in rows} == {"after start", "after a full GC"}
+
+
+# --- notebook 06's experiments and their explanations ---
+
+
+def test_kill_during_load_is_reported_honestly():
+    killed = cluster_experiments.kill_during_load(workers=2, seconds=1.2)
+    assert killed.pids_before[0] not in killed.pids_after and len(killed.pids_after) == 2
+    assert any(e.kind == "died" and e.pid == killed.pids_before[0] for e in killed.events)
+    assert killed.result.ok > 0
+    restart = cluster_experiments.rolling_restart_under_load(workers=2, seconds=1.2)
+    text = cluster_experiments.explain_disruptions(killed, restart)
+    assert f"{killed.result.failures} of {killed.result.requests} requests failed" in text
+    assert f"{restart.result.failures} of {restart.result.requests}" in text
+
+
+def test_explanations_quote_the_numbers():
+    rows = [{"server": "PreforkServer", "workers": w, "route": "cpu", "throughput_per_s": t,
+             "p50_ms": 20.0, "p95_ms": 22.0, "p99_ms": 25.0, "load_cpu_seconds": 0.1,
+             "wall_seconds": 2.0} for w, t in ((1, 95.0), (2, 190.0), (4, 188.0))]
+    text = cluster_experiments.explain_throughput(rows, ms=10, usable=2)
+    assert "190 requests/s (95% of the 200/s" in text and "Past 2 workers" in text
+    memory = [{"config": c, "moment": m, "uss_mib": u}
+              for c, m, u in (("no --preload", "after start", 90.0),
+                              ("--preload", "after start", 4.0),
+                              ("--preload", "after a full GC", 64.0),
+                              ("--preload + gc.freeze()", "after a full GC", 4.0))]
+    text = cluster_experiments.explain_memory(memory)
+    assert "90 MiB" in text and "64 MiB" in text and "4 MiB after the same collection" in text

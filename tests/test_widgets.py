@@ -129,3 +129,22 @@ def test_thread_dashboard_draws_speedup_and_cpu_use():
     scaling, cpu = dashboard.result
     assert scaling.executor == "thread" and cpu[0].executor == "thread"
     assert [next(iter(o["data"])) for o in dashboard.output.outputs] == ["image/png"] * 2
+
+
+# --- notebook 06's dashboard ---
+
+
+def test_cluster_dashboard_runs_a_load_and_rejects_bad_values():
+    board = widgets.cluster_dashboard()
+    board.seconds.value = 0.5
+    board.ms.value = 2
+    board.button.click()
+    assert board.wait(timeout=60)
+    rows, result = board.result
+    assert rows[0]["server"] == "PreforkServer" and result.ok > 0
+    kinds = [next(iter(o["data"])) for o in board.output.outputs]
+    assert "image/png" in kinds and board.status.value.startswith("done")
+    board.ms.value = 5000
+    board.button.click()
+    assert board.wait(timeout=5) and board.runs_started == 1
+    assert "ms per request 5000 ms is out of range" in outputs_text(board)
