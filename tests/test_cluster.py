@@ -17,9 +17,9 @@ import urllib.error
 import urllib.request
 
 import pytest
+from conftest import orphans_after_killing_parent, still_alive
 
 from helpers import cluster, cluster_experiments, demo_app, faults, gunicorn_run, hybrid, loadgen
-from conftest import orphans_after_killing_parent, still_alive
 
 METHODS = ["fork", "spawn"]
 
@@ -142,7 +142,7 @@ def test_a_crash_looping_worker_is_restarted_with_growing_delays():
         time.sleep(1.6)
         failures = [e for e in server.events if e.kind == "failed to start"]
         assert 3 <= len(failures) <= 6, failures  # 0.1 + 0.2 + 0.4 + 0.8 s of back-off
-        gaps = [b.seconds - a.seconds for a, b in zip(failures, failures[1:])]
+        gaps = [b.seconds - a.seconds for a, b in zip(failures, failures[1:], strict=False)]
         assert gaps == sorted(gaps) and gaps[-1] > 2 * gaps[0]
         assert get(server.url + "/whoami")[0] == 200  # the other worker still serves
         server.worker_init = None  # fixed: the next try succeeds
