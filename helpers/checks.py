@@ -366,3 +366,56 @@ def restart_failures(answer: Any, run: Any) -> str:
         return (f"{failures}: more than the design promises; look at `run.result.failure_kinds()`"
                 " — on a very busy machine a request can time out.")
     raise NotYet("Count them in the run: `run.result.failures` (the plot's legend says it too).")
+
+
+# --- notebook 03 ---
+
+
+@checker
+def slowest_start_method(answer: Any, rows: Any) -> str:
+    """Exercise 03.1: the start method whose new pool took longest to its first result."""
+    slowest = max(rows, key=lambda r: r["first_result_ms"])
+    names = [r["method"] for r in rows]
+    if not isinstance(answer, str) or answer not in names:
+        raise NotYet(f"Answer with one of {names} (a string).")
+    if answer == slowest["method"]:
+        return (f"{answer}: {slowest['first_result_ms']:.0f} ms. A new interpreter has to "
+                "start and import the task's modules before it can run anything.")
+    if answer == "fork":
+        raise NotYet("fork copies this process as it is: nothing to start or import. "
+                     "Look at the tallest bar.")
+    chosen = next(r for r in rows if r["method"] == answer)
+    raise NotYet(f"{answer} took {chosen['first_result_ms']:.0f} ms; one method took longer.")
+
+
+@checker
+def best_chunksize(answer: Any, rows: Any) -> str:
+    """Exercise 03.2: for the shortest tasks measured, which chunk size gave the best speedup."""
+    shortest = min(r["task_ms"] for r in rows)
+    candidates = {r["chunksize"]: r["speedup"] for r in rows if r["task_ms"] == shortest}
+    best = max(candidates, key=candidates.get)
+    value = _number(answer, "The chunk size")
+    if value == best:
+        return (f"chunksize={best}: {candidates[best]:.2f}× with {shortest:g} ms tasks. One "
+                "message per chunk instead of per task pays the fixed cost once per chunk.")
+    if value not in candidates:
+        raise NotYet(f"Pick one of the chunk sizes measured: {sorted(candidates)}.")
+    raise NotYet(f"chunksize={value:g} gave {candidates[value]:.2f}× at {shortest:g} ms; "
+                 "another did better.")
+
+
+@checker
+def serial_fraction(answer: Any, speedup: float, workers: int) -> str:
+    """Exercise 03.3: the Karp–Flatt serial fraction of a measured speedup."""
+    if workers < 2:
+        return ("Skipped: with one usable CPU there is no parallel run to estimate a serial "
+                "fraction from. Look at the reference machines instead.")
+    value = _number(answer, "The serial fraction")
+    expected = (1 / speedup - 1 / workers) / (1 - 1 / workers)
+    if math.isclose(value, expected, rel_tol=0.02, abs_tol=0.002):
+        return (f"{expected:.3f}: Amdahl's law with this serial fraction predicts "
+                f"{1 / (expected + (1 - expected) / 16):.1f}× on 16 CPUs, a model from "
+                f"{workers} CPUs' worth of evidence.")
+    if math.isclose(value, 1 - speedup / workers, rel_tol=0.02, abs_tol=0.002):
+        raise NotYet("That is 1 − efficiency. Karp–Flatt is (1/S − 1/p) / (1 − 1/p).")
+    raise NotYet("Use e = (1/S − 1/p) / (1 − 1/p) with S the measured speedup at p workers.")

@@ -77,6 +77,25 @@ def comparable(mine: dict[str, Any], directory: Path | str = REFERENCE_DIR
     return [], "No reference results found in data/reference/."
 
 
+def reference_speedups(workload: str = "python", executor: str = "ProcessPoolExecutor",
+                       directory: Path | str = REFERENCE_DIR) -> dict[str, dict[int, Any]]:
+    """Each reference machine's measured speedup over *one worker of the same executor*
+    ({label: {workers: Spread}}), to draw beside a scaling sweep (notebooks 00 and 03)."""
+    curves = {}
+    for document in load_references("full", directory):
+        records = [r for r in measure.records_of(document) if r.experiment == "scaling"
+                   and r.workload == workload and r.executor == executor]
+        one = {r.repeat: r.seconds for r in records if r.workers == 1}
+        ratios: dict[int, list[float]] = {}
+        for r in records:
+            if r.repeat in one:
+                ratios.setdefault(r.workers, []).append(one[r.repeat] / r.seconds)
+        if len(ratios) > 1:
+            curves[f"reference: {label(document)}"] = {
+                p: measure.spread(values) for p, values in sorted(ratios.items())}
+    return curves
+
+
 # --- the plots ---
 
 

@@ -430,3 +430,90 @@ def memory_plot(rows: Sequence[Mapping]) -> Figure:
             ax.set_title(label, fontsize=12)
             ax.legend(fontsize=10)
     return fig
+
+
+# --- notebook 03: what processes cost ---
+
+
+def start_method_plot(rows: Sequence[Mapping]) -> Figure:
+    """Time to first result (median, min–max) and memory per worker, per start method."""
+    names = [r["method"] for r in rows]
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(11, 4.2), layout="constrained")
+        left, right = fig.subplots(1, 2)
+        values = [r["first_result_ms"] for r in rows]
+        left.bar(names, values, color=CYCLE[: len(rows)], capsize=5,
+                 yerr=[[v - r["low_ms"] for v, r in zip(values, rows, strict=True)],
+                       [r["high_ms"] - v for v, r in zip(values, rows, strict=True)]])
+        for x, r in enumerate(rows):
+            left.annotate(f"{r['first_result_ms']:.0f} ms", (x, r["high_ms"]), ha="center",
+                          va="bottom", fontsize=10)
+        left.set_ylabel("ms (median, min–max)")
+        left.set_title("a new pool's first result", fontsize=12)
+        width = 0.4
+        for i, (key, label) in enumerate((("uss_mib", "USS (its own)"),
+                                          ("pss_mib", "PSS (incl. share of shared)"))):
+            xs = [x + (i - 0.5) * width for x in range(len(rows))]
+            right.bar(xs, [r[key] for r in rows], width=width, color=CYCLE[3 + i], label=label)
+        right.set_xticks(range(len(rows)), names)
+        right.set_ylabel("MiB per worker (median)")
+        right.set_title("memory per worker", fontsize=12)
+        right.legend(fontsize=10)
+    return fig
+
+
+def pickling_plot(rows: Sequence[Mapping]) -> Figure:
+    """Pickling and a worker round trip against payload size (log-log), and cost per MB."""
+    sizes = [r["bytes"] / 2**20 for r in rows]
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(11, 4.2), layout="constrained")
+        left, right = fig.subplots(1, 2)
+        trip = [r["round_trip_s"] * 1000 for r in rows]
+        below = [t - r["round_trip_low"] * 1000 for t, r in zip(trip, rows, strict=True)]
+        above = [r["round_trip_high"] * 1000 - t for t, r in zip(trip, rows, strict=True)]
+        left.errorbar(sizes, trip, yerr=[below, above], marker="o", capsize=3,
+                      color=PALETTE["blue"], label="round trip to a worker (median, min–max)")
+        left.plot(sizes, [r["pickle_s"] * 1000 for r in rows], marker="s",
+                  color=PALETTE["orange"], label="pickle + unpickle here")
+        left.set_xscale("log")
+        left.set_yscale("log")
+        left.set_xlabel("payload (MiB)")
+        left.set_ylabel("ms")
+        left.set_title("time to hand over a payload", fontsize=12)
+        left.legend(fontsize=10)
+        right.plot(sizes, [r["round_trip_s"] * 1000 / s for r, s in zip(rows, sizes, strict=True)],
+                   marker="o", color=PALETTE["blue"])
+        right.set_xscale("log")
+        right.set_yscale("log")
+        right.set_xlabel("payload (MiB)")
+        right.set_ylabel("ms per MiB")
+        right.set_title("cost per MiB: fixed costs dominate small payloads", fontsize=12)
+    return fig
+
+
+def break_even_plot(rows: Sequence[Mapping]) -> Figure:
+    """Speedup against task duration, one line per chunk size; the losing region shaded."""
+    chunks = sorted({r["chunksize"] for r in rows})
+    workers = rows[0]["workers"]
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(9, 4.8), layout="constrained")
+        ax = fig.subplots()
+        for colour, chunk in zip(CYCLE, chunks, strict=False):
+            mine = sorted((r for r in rows if r["chunksize"] == chunk), key=lambda r: r["task_ms"])
+            ax.errorbar([r["task_ms"] for r in mine], [r["speedup"] for r in mine],
+                        yerr=[[r["speedup"] - r["low"] for r in mine],
+                              [r["high"] - r["speedup"] for r in mine]],
+                        marker="o", capsize=3, color=colour, label=f"chunksize={chunk}")
+        ax.axhline(workers, color="grey", linestyle=":", label=f"ideal ({workers}×)")
+        ax.axhspan(0, 1, color=PALETTE["vermillion"], alpha=0.12)
+        ax.annotate("slower than serial", (min(r["task_ms"] for r in rows), 0.5), fontsize=10)
+        ax.set_xscale("log")
+        sizes = sorted({r["task_ms"] for r in rows})
+        ax.set_xticks(sizes, [f"{s:g}" for s in sizes])
+        ax.minorticks_off()
+        ax.set_ylim(0, workers + 0.5)
+        ax.set_xlabel("task duration (ms, log scale)")
+        ax.set_ylabel("speedup over serial (median, min–max)")
+        ax.set_title(f"ProcessPoolExecutor.map on {workers} workers: when do processes pay?")
+        ax.legend(fontsize=10, loc="lower right")
+    return fig

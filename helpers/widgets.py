@@ -335,3 +335,43 @@ def _cluster_experiment(server: str, workers: int, route: str, ms: float, concur
 def cluster_dashboard() -> ClusterDashboard:
     """The dashboard of notebook 06."""
     return ClusterDashboard()
+
+
+class ChunkDashboard(ExperimentDashboard):
+    """Task duration, chunk size and workers → speedup over serial and the pool's timeline."""
+
+    def __init__(self, run: Callable[..., Any] | None = None) -> None:
+        from . import process_experiments
+
+        super().__init__(run or process_experiments.chunk_run)
+        self.task_ms = W.FloatLogSlider(value=1.0, base=10, min=-2, max=2, step=0.25,
+                                        description="task (ms)")
+        self.chunksize = W.IntSlider(value=1, min=1, max=256, description="chunksize")
+        self.workers = W.IntSlider(value=self.usable, min=1, max=2 * self.usable,
+                                   description="workers")
+
+    def controls(self) -> list[W.Widget]:
+        return [self.task_ms, self.chunksize, self.workers]
+
+    def parameters(self) -> dict[str, Any]:
+        _check_range("task duration", self.task_ms.value, 0.01, 100, " ms")
+        _check_range("chunksize", self.chunksize.value, 1, 10_000)
+        _check_range("workers", self.workers.value, 1, 2 * self.usable)
+        return {"task_ms": self.task_ms.value, "chunksize": self.chunksize.value,
+                "workers": self.workers.value}
+
+    def draw(self, result: Any) -> list[Any]:
+        summary = (f"**{result.speedup:.2f}×** over serial: {result.tasks} tasks of "
+                   f"{result.task_ms:.3g} ms, chunksize {result.chunksize}, {result.workers} "
+                   f"workers ({result.serial_seconds:.2f} s serial, "
+                   f"{result.parallel_seconds:.2f} s in the pool).")
+        shown: list[Any] = [Markdown(summary)]
+        if result.records:
+            shown.insert(0, _png(plots.timeline_plot(
+                result.records, "The last chunks each worker ran (WorkerPool.trace)")))
+        return shown
+
+
+def chunk_dashboard() -> ChunkDashboard:
+    """The dashboard of notebook 03."""
+    return ChunkDashboard()
