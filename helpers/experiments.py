@@ -225,7 +225,8 @@ def run_scaling(
     traces: dict[int, list[TaskRecord]] = {}
     card_id = machine.machine_id()
     runs = list(measure.interleaved(counts, repeats))
-    for repeat, p in _progress(runs, progress, f"{workload} on 1..{max(counts)} {executor}s"):
+    kind = "processes" if executor == "process" else "threads"
+    for repeat, p in _progress(runs, progress, f"{workload} on 1..{max(counts)} {kind}"):
         pool = make_executor(executor, p, method)
         try:
             warm_up(pool, p)

@@ -8,17 +8,21 @@ from __future__ import annotations
 import logging
 import os
 import random
+import time
 
 
 def numpy_random_draw(_: object = None) -> tuple[int, int]:
-    """(pid, a number from NumPy's *global* random generator)."""
+    """(pid, a number from NumPy's *global* random generator), after a short wait so that
+    every worker of the pool gets a task."""
     import numpy as np
 
+    time.sleep(0.05)
     return os.getpid(), int(np.random.randint(0, 1_000_000))
 
 
 def stdlib_random_draw(_: object = None) -> tuple[int, int]:
     """(pid, a number from the ``random`` module, which reseeds itself after a fork)."""
+    time.sleep(0.05)
     return os.getpid(), random.randrange(1_000_000)
 
 

@@ -171,6 +171,17 @@ def random_draws(method: str, tasks: int = 4, workers: int = 2) -> dict[str, lis
     return results
 
 
+def repeated_numbers(draws: list[tuple[int, int]]) -> int:
+    """How many draws repeat a number another worker already drew."""
+    first_pid: dict[int, int] = {}
+    repeats = 0
+    for pid, number in draws:
+        if number in first_pid and first_pid[number] != pid:
+            repeats += 1
+        first_pid.setdefault(number, pid)
+    return repeats
+
+
 def queue_logging(method: str, tasks: int = 4) -> list[str]:
     """Worker log lines, sent through a queue and formatted here, in this process."""
     context = multiprocessing.get_context(method)
