@@ -294,3 +294,48 @@ def test_restart_failures_checks_against_the_run(capsys):
     assert checks.restart_failures(..., run) is False
     assert checks.restart_failures(3, run) is False
     assert "run.result.failures" in shown(capsys)
+
+
+# --- notebook 03 ---
+
+START_ROWS = [{"method": "fork", "first_result_ms": 5.0},
+              {"method": "spawn", "first_result_ms": 45.0},
+              {"method": "forkserver", "first_result_ms": 20.0}]
+BREAK_ROWS = [{"task_ms": 0.05, "chunksize": c, "speedup": s} for c, s in ((1, 0.4), (8, 1.3),
+                                                                          (64, 1.8))] + \
+             [{"task_ms": 5.0, "chunksize": c, "speedup": s} for c, s in ((1, 1.9), (8, 1.9),
+                                                                         (64, 1.1))]
+
+
+def test_slowest_start_method(capsys):
+    namespace = run_solution("03_slowest_start_method.py", {"start_rows": START_ROWS})
+    assert checks.slowest_start_method(namespace["answer_method"], START_ROWS) is True
+    assert checks.slowest_start_method(..., START_ROWS) is False
+    assert checks.slowest_start_method("fork", START_ROWS) is False
+    assert "copies this process" in shown(capsys)
+    assert checks.slowest_start_method("forkserver", START_ROWS) is False
+    assert "one method took longer" in shown(capsys)
+    assert checks.slowest_start_method("thread", START_ROWS) is False
+
+
+def test_best_chunksize(capsys):
+    namespace = run_solution("03_best_chunksize.py", {"break_rows": BREAK_ROWS})
+    assert checks.best_chunksize(namespace["answer_chunksize"], BREAK_ROWS) is True
+    assert checks.best_chunksize(..., BREAK_ROWS) is False
+    assert checks.best_chunksize(1, BREAK_ROWS) is False
+    assert "another did better" in shown(capsys)
+    assert checks.best_chunksize(10, BREAK_ROWS) is False
+    assert "Pick one of the chunk sizes" in shown(capsys)
+
+
+def test_serial_fraction(capsys):
+    sweep = fake_result(speedup_at_2=1.8)
+    namespace = run_solution("03_serial_fraction.py", {"sweep": sweep})
+    speedup = sweep.speedups()[2].median
+    assert checks.serial_fraction(namespace["answer_fraction"], speedup, 2) is True
+    assert checks.serial_fraction(..., speedup, 2) is False
+    assert checks.serial_fraction(1 - speedup / 2, speedup, 2) is False
+    assert "1 − efficiency" in shown(capsys)
+    assert checks.serial_fraction(0.5, speedup, 2) is False
+    assert checks.serial_fraction(None, 1.0, 1) is True
+    assert "Skipped" in shown(capsys)
