@@ -517,3 +517,57 @@ def break_even_plot(rows: Sequence[Mapping]) -> Figure:
         ax.set_title(f"ProcessPoolExecutor.map on {workers} workers: when do processes pay?")
         ax.legend(fontsize=10, loc="lower right")
     return fig
+
+
+# --- notebook 04: joblib ---
+
+
+def backend_plot(rows: Sequence[Mapping]) -> Figure:
+    """Speedup over serial per joblib backend, one panel per workload (median, min–max)."""
+    names = list(dict.fromkeys(r["workload"] for r in rows))
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(5.5 * len(names), 4.2), layout="constrained")
+        axes = fig.subplots(1, len(names), squeeze=False)[0]
+        for ax, name in zip(axes, names, strict=True):
+            mine = [r for r in rows if r["workload"] == name]
+            values = [r["speedup"] for r in mine]
+            ax.bar(range(len(mine)), values, color=CYCLE[: len(mine)], capsize=5,
+                   yerr=[[v - r["low"] for v, r in zip(values, mine, strict=True)],
+                         [r["high"] - v for v, r in zip(values, mine, strict=True)]])
+            ax.axhline(mine[0]["n_jobs"], color="grey", linestyle=":",
+                       label=f"ideal ({mine[0]['n_jobs']}×)")
+            ax.set_xticks(range(len(mine)), [r["backend"] for r in mine], fontsize=10)
+            for x, r in enumerate(mine):
+                ax.annotate(f"{r['speedup']:.2f}×", (x, r["high"]), ha="center", va="bottom",
+                            fontsize=10)
+            ax.set_ylabel("speedup over serial (median, min–max)")
+            ax.set_title(f"{name} workload", fontsize=12)
+            ax.legend(fontsize=10, loc="lower right")
+    return fig
+
+
+def heatmap_plot(result: Mapping, title: str = "Seconds for one NumPy job") -> Figure:
+    """A grid of seconds: joblib workers (rows) × BLAS threads per worker (columns)."""
+    workers, threads = result["workers"], result["threads"]
+    grid = [[result["seconds"][(w, t)] for t in threads] for w in workers]
+    best = min(min(row) for row in grid)
+    worst = max(max(row) for row in grid)
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(8, 5.2), layout="constrained")
+        ax = fig.subplots()
+        image = ax.imshow(grid, cmap="cividis_r", origin="lower")
+        for i, row in enumerate(grid):
+            for j, value in enumerate(row):
+                low, high = result["ranges"][(workers[i], threads[j])]
+                text_colour = "white" if value > (best + worst) / 2 else "black"
+                ax.annotate(f"{value:.2f} s ({low:.2f}–{high:.2f})\n{value / best:.1f}×", (j, i),
+                            ha="center", va="center", fontsize=10, color=text_colour)
+        ax.set_xticks(range(len(threads)), [str(t) for t in threads])
+        ax.set_yticks(range(len(workers)), [str(w) for w in workers])
+        ax.set_xlabel("BLAS threads per worker (inner_max_num_threads)")
+        ax.set_ylabel("joblib workers (n_jobs)")
+        ax.set_title(f"{title}: {result['tasks']} tasks, {result['usable']} usable CPUs",
+                     fontsize=12)
+        fig.colorbar(image, ax=ax, label=f"seconds (median of {result['repeats']} runs)")
+        ax.grid(False)
+    return fig
