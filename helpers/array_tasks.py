@@ -12,7 +12,7 @@ from typing import Any
 
 def where_am_i(_: object = None) -> tuple[int, str]:
     """(pid, thread name) of whoever runs this task: a process or a thread?"""
-    time.sleep(0.01)
+    time.sleep(0.05)  # long enough for every worker to get a task
     return os.getpid(), threading.current_thread().name
 
 

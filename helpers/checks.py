@@ -419,3 +419,58 @@ def serial_fraction(answer: Any, speedup: float, workers: int) -> str:
     if math.isclose(value, 1 - speedup / workers, rel_tol=0.02, abs_tol=0.002):
         raise NotYet("That is 1 − efficiency. Karp–Flatt is (1/S − 1/p) / (1 − 1/p).")
     raise NotYet("Use e = (1/S − 1/p) / (1 − 1/p) with S the measured speedup at p workers.")
+
+
+# --- notebook 04 ---
+
+
+@checker
+def n_jobs_minus_one(answer: Any) -> str:
+    """Exercise 04.1: how many workers ``n_jobs=-1`` starts on this machine."""
+    import joblib
+
+    expected = joblib.cpu_count()
+    value = _number(answer, "The number of workers")
+    if value == expected:
+        return (f"{expected}: joblib counts CPUs the way the machine card does (affinity and "
+                "container quota included), and n_jobs=-1 means all of them.")
+    if value == -1:
+        raise NotYet("-1 is what you pass, not what you get: how many workers start?")
+    if value == (os.cpu_count() or 1):
+        raise NotYet("os.cpu_count() counts the machine's CPUs; joblib counts the ones this "
+                     "process may use.")
+    raise NotYet("Call joblib.cpu_count(): n_jobs=-1 uses that many workers.")
+
+
+@checker
+def slowest_backend(answer: Any, rows: Any) -> str:
+    """Exercise 04.2: the backend that sped pure-Python work up the least."""
+    python = {r["backend"]: r["speedup"] for r in rows if r["workload"] == "python"}
+    slowest = min(python, key=python.get)
+    if not isinstance(answer, str) or answer not in python:
+        raise NotYet(f"Answer with one of {sorted(python)} (a string).")
+    if answer == slowest:
+        return (f"{answer}: {python[answer]:.2f}×. Threads share one GIL, so pure-Python tasks "
+                "take turns; the other backends run processes.")
+    raise NotYet(f"{answer} reached {python[answer]:.2f}× on pure Python; one backend did "
+                 "worse. Which one runs its tasks in threads?")
+
+
+@checker
+def fastest_cell(answer: Any, result: Any) -> str:
+    """Exercise 04.3: the (workers, BLAS threads) pair that ran the NumPy job fastest."""
+    seconds = result["seconds"]
+    best = min(seconds, key=seconds.get)
+    if not isinstance(answer, tuple) or len(answer) != 2:
+        raise NotYet("Answer with a pair: (workers, threads), for example (2, 1).")
+    if tuple(answer) not in seconds:
+        raise NotYet(f"Pick a cell of the heatmap: workers in {result['workers']}, threads "
+                     f"in {result['threads']}.")
+    chosen = seconds[tuple(answer)]
+    if chosen <= 1.1 * seconds[best]:
+        w, t = answer
+        tie = "" if tuple(answer) == best else " (within 10 % of the fastest: a tie)"
+        return (f"{w} workers × {t} BLAS thread(s): {chosen:.2f} s{tie}. Several workers that "
+                "each run several BLAS threads only take turns on the same CPUs.")
+    raise NotYet(f"{answer} took {chosen:.2f} s; the fastest cell took "
+                 f"{seconds[best]:.2f} s. Look for the lightest cell.")

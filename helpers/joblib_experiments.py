@@ -42,7 +42,7 @@ def _parallel(**options: Any) -> Any:
 
 
 def where_tasks_run(n_jobs: int = 2) -> list[dict[str, Any]]:
-    """For each way of asking, the processes and threads that actually ran 4 tasks."""
+    """For each way of asking, the processes and threads that actually ran 4 × n_jobs tasks."""
     from joblib import delayed
 
     asks = [("backend='loky' (the default)", {"backend": "loky"}),
@@ -53,7 +53,8 @@ def where_tasks_run(n_jobs: int = 2) -> list[dict[str, Any]]:
     rows = []
     try:
         for label, options in asks:
-            ran = _parallel(n_jobs=n_jobs, **options)(delayed(where_am_i)(i) for i in range(4))
+            ran = _parallel(n_jobs=n_jobs, **options)(delayed(where_am_i)(i)
+                                                      for i in range(4 * n_jobs))
             pids = {pid for pid, _ in ran}
             rows.append({"asked": label, "processes": len(pids),
                          "in this process": os.getpid() in pids,
@@ -229,3 +230,29 @@ def oversubscription(workers: list[int] | None = None, threads: list[int] | None
         stop_loky_workers()
     return {"workers": workers, "threads": threads, "tasks": tasks, "usable": usable,
             "repeats": repeats, "seconds": seconds, "ranges": ranges}
+
+
+def explain_oversubscription(heat: dict[str, Any]) -> str:
+    """What the heatmap shows, in Markdown, with its own numbers."""
+    seconds, usable = heat["seconds"], heat["usable"]
+    best = min(seconds, key=seconds.get)
+    near = sorted(cell for cell, s in seconds.items() if s <= 1.1 * seconds[best])
+    worst = max(seconds, key=seconds.get)
+    crowded = [s for (w, t), s in seconds.items() if w > 1 and w * t > usable]
+    lines = [f"- Fastest: **{best[0]} worker(s) × {best[1]} BLAS thread(s)**, "
+             f"{seconds[best]:.2f} s; within 10 % of it: "
+             + ", ".join(f"{w}×{t}" for w, t in near) + ".",
+             f"- Slowest: {worst[0]} workers × {worst[1]} threads = {worst[0] * worst[1]} busy "
+             f"threads on {usable} CPUs, {seconds[worst]:.2f} s "
+             f"({seconds[worst] / seconds[best]:.1f}× the fastest)."]
+    if crowded:
+        lines.append(f"- Every cell with several workers *and* more threads in all than CPUs "
+                     f"took {min(crowded) / seconds[best]:.1f}–{max(crowded) / seconds[best]:.1f}× "
+                     "the fastest: the threads take turns, and BLAS threads that spin while "
+                     "they wait for each other waste the turns they get.")
+    single = [seconds[(1, t)] for t in heat["threads"] if (1, t) in seconds]
+    if single:
+        lines.append(f"- One worker with more BLAS threads than CPUs: {min(single):.2f}–"
+                     f"{max(single):.2f} s. One process's threads cooperate; threads of "
+                     "different processes do not know about each other.")
+    return "\n".join(lines)
