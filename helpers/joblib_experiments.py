@@ -148,7 +148,10 @@ def streaming(n_jobs: int = 2, tasks: int = 16, task_ms: float = 30) -> Iterator
 
     units = workloads.calibrate("python", budget_seconds=0.2).units_for(task_ms / 1000)
     runner = _parallel(n_jobs=n_jobs, return_as="generator_unordered")
-    yield from runner(delayed(workloads.python_loop)(units) for _ in range(tasks))
+    try:
+        yield from runner(delayed(workloads.python_loop)(units) for _ in range(tasks))
+    finally:
+        stop_loky_workers()
 
 
 def memmapping(megabytes: int | None = None, n_jobs: int = 2, tasks: int = 8

@@ -339,3 +339,48 @@ def test_serial_fraction(capsys):
     assert checks.serial_fraction(0.5, speedup, 2) is False
     assert checks.serial_fraction(None, 1.0, 1) is True
     assert "Skipped" in shown(capsys)
+
+
+# --- notebook 04 ---
+
+def test_n_jobs_minus_one(capsys, monkeypatch):
+    import joblib
+
+    monkeypatch.setattr(joblib, "cpu_count", lambda: 4)
+    monkeypatch.setattr(checks.os, "cpu_count", lambda: 16)
+    namespace = run_solution("04_n_jobs.py", {})
+    assert checks.n_jobs_minus_one(namespace["answer_n_jobs"]) is True
+    assert checks.n_jobs_minus_one(...) is False
+    assert checks.n_jobs_minus_one(-1) is False
+    assert "what you pass" in shown(capsys)
+    assert checks.n_jobs_minus_one(16) is False
+    assert "os.cpu_count()" in shown(capsys)
+
+
+BACKEND_ROWS = [{"workload": "python", "backend": b, "speedup": s}
+                for b, s in (("loky", 1.9), ("threading", 0.95), ("multiprocessing", 1.4))]
+
+
+def test_slowest_backend(capsys):
+    namespace = run_solution("04_slowest_backend.py", {"backend_rows": BACKEND_ROWS})
+    assert checks.slowest_backend(namespace["answer_backend"], BACKEND_ROWS) is True
+    assert checks.slowest_backend(..., BACKEND_ROWS) is False
+    assert checks.slowest_backend("multiprocessing", BACKEND_ROWS) is False
+    assert "runs its tasks in threads" in shown(capsys)
+    assert checks.slowest_backend("dask", BACKEND_ROWS) is False
+
+
+HEAT = {"workers": [1, 2], "threads": [1, 2], "usable": 2,
+        "seconds": {(1, 1): 0.50, (1, 2): 0.26, (2, 1): 0.25, (2, 2): 0.9}}
+
+
+def test_fastest_cell(capsys):
+    namespace = run_solution("04_fastest_cell.py", {"heat": HEAT})
+    assert checks.fastest_cell(namespace["answer_cell"], HEAT) is True
+    assert checks.fastest_cell((1, 2), HEAT) is True  # within 10 %: a tie
+    assert "a tie" in shown(capsys)
+    assert checks.fastest_cell(..., HEAT) is False
+    assert checks.fastest_cell((2, 2), HEAT) is False
+    assert "lightest cell" in shown(capsys)
+    assert checks.fastest_cell((8, 8), HEAT) is False
+    assert checks.fastest_cell("2x1", HEAT) is False
