@@ -474,3 +474,46 @@ def fastest_cell(answer: Any, result: Any) -> str:
                 "each run several BLAS threads only take turns on the same CPUs.")
     raise NotYet(f"{answer} took {chosen:.2f} s; the fastest cell took "
                  f"{seconds[best]:.2f} s. Look for the lightest cell.")
+
+
+# --- notebook 07 ---
+
+
+@checker
+def cheapest_process_method(answer: Any, rows: Any) -> str:
+    """Exercise 07.1: at the largest payload, the cheapest way to reach another *process*."""
+    top = max(r["bytes"] for r in rows if "seconds" in r and r["method"] != "thread (no copy)")
+    costs = {r["method"]: r["seconds"] for r in rows if "seconds" in r and r["bytes"] == top
+             and r["method"] != "thread (no copy)"}
+    best = min(costs, key=costs.get)
+    if not isinstance(answer, str) or answer not in costs:
+        raise NotYet(f"Answer with one of {sorted(costs)} (a string).")
+    if costs[answer] <= 1.1 * costs[best]:
+        return (f"{answer}: {costs[answer] * 1000:.1f} ms for {top / 2**20:g} MiB. Nothing is "
+                "copied: the worker maps the same pages and reads them.")
+    if answer.startswith("pickle"):
+        raise NotYet(f"{answer} took {costs[answer] * 1000:.1f} ms: every pickle-based way copies "
+                     "the bytes through a pipe. Which ways send only a name?")
+    raise NotYet(f"{answer} took {costs[answer] * 1000:.1f} ms; another way was faster.")
+
+
+UNLINK_CHOICES = ("the process that created it", "every process that attached to it",
+                  "the last process to use it", "nobody: the OS frees it")
+
+
+@checker
+def who_unlinks(answer: Any) -> str:
+    """Exercise 07.2: who must unlink a shared-memory segment."""
+    if answer not in UNLINK_CHOICES:
+        raise NotYet(f"Answer with one of these strings: {list(UNLINK_CHOICES)}.")
+    if answer == UNLINK_CHOICES[0]:
+        return ("Its creator (owner), in a `finally`: everyone else only `close()`s. Unlinking "
+                "removes the name; the memory goes when the last process detaches.")
+    if answer == UNLINK_CHOICES[1]:
+        raise NotYet("Unlink removes the *name*: after the first unlink the others cannot "
+                     "attach any more. Everyone closes; only one process unlinks.")
+    if answer == UNLINK_CHOICES[2]:
+        raise NotYet("Nothing tells a process it is the last one, and a crashed worker never "
+                     "gets the chance: ownership has to be decided in advance.")
+    raise NotYet("A segment outlives every process that used it until someone unlinks it: "
+                 "that is how /dev/shm fills up.")

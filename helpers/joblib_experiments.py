@@ -18,6 +18,7 @@ Every experiment stops joblib's reusable loky workers when it ends.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -34,7 +35,29 @@ from .joblib_backend import BACKEND_NAME, register, stop_loky_workers
 BACKENDS = ("loky", "threading", "multiprocessing", BACKEND_NAME)
 
 
+@contextlib.contextmanager
+def joblib_session() -> Iterator[str]:
+    """A block in which joblib keeps its temporary files (memory-mapped arrays) in a folder
+    of ours; at the end, loky's workers are stopped and the folder is removed.
+
+    joblib cleans up its own folders through a helper process that a restarted kernel
+    kills, which would leave empty folders in /dev/shm behind; this cannot.
+    """
+    from joblib import parallel_config
+
+    root = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    folder = tempfile.mkdtemp(prefix="course-joblib-", dir=root)
+    try:
+        with parallel_config(temp_folder=folder):
+            yield folder
+    finally:
+        stop_loky_workers()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _parallel(**options: Any) -> Any:
+    """A ``joblib.Parallel`` with the course's backend registered; use it in a ``with``
+    block, which keeps its workers for every call inside."""
     from joblib import Parallel
 
     register()
@@ -51,16 +74,14 @@ def where_tasks_run(n_jobs: int = 2) -> list[dict[str, Any]]:
             ("require='sharedmem'", {"require": "sharedmem"}),
             (f"backend='{BACKEND_NAME}'", {"backend": BACKEND_NAME})]
     rows = []
-    try:
+    with joblib_session():
         for label, options in asks:
-            ran = _parallel(n_jobs=n_jobs, **options)(delayed(where_am_i)(i)
-                                                      for i in range(4 * n_jobs))
+            with _parallel(n_jobs=n_jobs, **options) as parallel:
+                ran = parallel(delayed(where_am_i)(i) for i in range(4 * n_jobs))
             pids = {pid for pid, _ in ran}
             rows.append({"asked": label, "processes": len(pids),
                          "in this process": os.getpid() in pids,
                          "threads": sorted({name for _, name in ran})})
-    finally:
-        stop_loky_workers()
     return rows
 
 
@@ -83,30 +104,29 @@ def backends(workloads_: tuple[str, ...] = ("python", "sha256"), n_jobs: int | N
     tasks = tasks or 4 * n_jobs * int(config.budget(2, 1))
     repeats = repeats or int(config.budget(3, 2))
     rows = []
-    try:
+    with joblib_session():
         for name in workloads_:
             calibration = workloads.calibrate(name, budget_seconds=0.2)
             fn, units = workloads.get(name).function, calibration.units_for(task_ms / 1000)
-            runners = {backend: _parallel(n_jobs=n_jobs, backend=backend)
-                       for backend in BACKENDS}
-            for runner in runners.values():  # start every backend's workers (not timed)
-                runner(delayed(workloads.sleep_io)(20) for _ in range(2 * n_jobs))
             times: dict[str, list[float]] = {c: [] for c in ("serial", *BACKENDS)}
-            for _, chosen in measure.interleaved(list(times), repeats):
-                start = time.perf_counter()
-                if chosen == "serial":
-                    for _ in range(tasks):
-                        fn(units)
-                else:
-                    runners[chosen](delayed(fn)(units) for _ in range(tasks))
-                times[chosen].append(time.perf_counter() - start)
+            with contextlib.ExitStack() as stack:
+                runners = {backend: stack.enter_context(_parallel(n_jobs=n_jobs, backend=backend))
+                           for backend in BACKENDS}
+                for runner in runners.values():  # start every backend's workers (not timed)
+                    runner(delayed(workloads.sleep_io)(20) for _ in range(2 * n_jobs))
+                for _, chosen in measure.interleaved(list(times), repeats):
+                    start = time.perf_counter()
+                    if chosen == "serial":
+                        for _ in range(tasks):
+                            fn(units)
+                    else:
+                        runners[chosen](delayed(fn)(units) for _ in range(tasks))
+                    times[chosen].append(time.perf_counter() - start)
             serial = statistics.median(times["serial"])
             for backend in BACKENDS:
                 s = measure.spread(serial / t for t in times[backend])
                 rows.append({"workload": name, "backend": backend, "n_jobs": n_jobs,
                              "speedup": s.median, "low": s.low, "high": s.high})
-    finally:
-        stop_loky_workers()
     return rows
 
 
@@ -125,20 +145,19 @@ def batching(n_jobs: int = 2, tiny_tasks: int | None = None, repeats: int | None
     jobs = {"tiny tasks": [0] * tiny_tasks, "tiny, then heavy": uneven,
             "tiny and heavy, shuffled": shuffled}
     rows = []
-    try:
+    with joblib_session():
         for job, sizes in jobs.items():
             serial = measure.timed(lambda sizes=sizes: [workloads.python_loop(n) for n in sizes])[0]
             for batch_size in ("auto", 1):
-                runner = _parallel(n_jobs=n_jobs, backend="loky", batch_size=batch_size)
-                runner(delayed(workloads.noop)(i) for i in range(2 * n_jobs))
-                seconds = [measure.timed(lambda r=runner, s=sizes: r(
-                    delayed(workloads.python_loop)(n) for n in s))[0] for _ in range(repeats)]
+                with _parallel(n_jobs=n_jobs, backend="loky", batch_size=batch_size) as runner:
+                    runner(delayed(workloads.noop)(i) for i in range(2 * n_jobs))
+                    seconds = [measure.timed(lambda r=runner, s=sizes: r(
+                        delayed(workloads.python_loop)(n) for n in s))[0]
+                        for _ in range(repeats)]
                 s = measure.spread(seconds)
                 rows.append({"job": job, "tasks": len(sizes), "batch_size": str(batch_size),
                              "seconds": s.median, "low": s.low, "high": s.high,
                              "serial_seconds": serial, "speedup": serial / s.median})
-    finally:
-        stop_loky_workers()
     return rows
 
 
@@ -147,11 +166,9 @@ def streaming(n_jobs: int = 2, tasks: int = 16, task_ms: float = 30) -> Iterator
     from joblib import delayed
 
     units = workloads.calibrate("python", budget_seconds=0.2).units_for(task_ms / 1000)
-    runner = _parallel(n_jobs=n_jobs, return_as="generator_unordered")
-    try:
-        yield from runner(delayed(workloads.python_loop)(units) for _ in range(tasks))
-    finally:
-        stop_loky_workers()
+    with joblib_session():
+        with _parallel(n_jobs=n_jobs, return_as="generator_unordered") as runner:
+            yield from runner(delayed(workloads.python_loop)(units) for _ in range(tasks))
 
 
 def memmapping(megabytes: int | None = None, n_jobs: int = 2, tasks: int = 8
@@ -164,26 +181,25 @@ def memmapping(megabytes: int | None = None, n_jobs: int = 2, tasks: int = 8
     array = np.ones(megabytes * 2**20 // 8)
     step = len(array) // tasks
     rows = []
-    try:
-        baseline = _parallel(n_jobs=n_jobs, backend="loky")(
-            delayed(slice_sum_and_memory)(np.ones(8), 0, 8) for _ in range(2 * n_jobs))
+    with joblib_session():
+        with _parallel(n_jobs=n_jobs, backend="loky") as parallel:
+            baseline = parallel(delayed(slice_sum_and_memory)(np.ones(8), 0, 8)
+                                for _ in range(2 * n_jobs))
         idle = [m for _, m in baseline if m is not None]
         for label, max_nbytes in (("memory-mapped (max_nbytes='1M', the default)", "1M"),
                                   ("pickled to each task (max_nbytes=None)", None)):
-            runner = _parallel(n_jobs=n_jobs, backend="loky", max_nbytes=max_nbytes)
-            runner(delayed(workloads.noop)(i) for i in range(2 * n_jobs))
-            start = time.perf_counter()
-            results = runner(delayed(slice_sum_and_memory)(array, i * step, (i + 1) * step)
-                             for i in range(tasks))
-            seconds = time.perf_counter() - start
+            with _parallel(n_jobs=n_jobs, backend="loky", max_nbytes=max_nbytes) as runner:
+                runner(delayed(workloads.noop)(i) for i in range(2 * n_jobs))
+                start = time.perf_counter()
+                results = runner(delayed(slice_sum_and_memory)(array, i * step, (i + 1) * step)
+                                 for i in range(tasks))
+                seconds = time.perf_counter() - start
             memory = [m for _, m in results if m is not None]
             rows.append({"how": label, "array_mib": megabytes, "seconds": seconds,
                          "worker_private_mib": max(memory) if memory else None,
                          "idle_worker_private_mib": max(idle) if idle else None,
                          "correct": sum(s for s, _ in results) == float(len(array) // tasks
                                                                         * tasks)})
-    finally:
-        stop_loky_workers()
     return rows
 
 
@@ -219,18 +235,16 @@ def oversubscription(workers: list[int] | None = None, threads: list[int] | None
     repeats = repeats or int(config.budget(3, 2))
     seconds: dict[tuple[int, int], float] = {}
     ranges: dict[tuple[int, int], tuple[float, float]] = {}
-    try:
+    with joblib_session():
         for w in workers:
             for t in threads:
-                with parallel_config(backend="loky", inner_max_num_threads=t):
-                    runner = _parallel(n_jobs=w)
+                with parallel_config(backend="loky", inner_max_num_threads=t), \
+                        _parallel(n_jobs=w) as runner:
                     runner(delayed(workloads.blas_matmul)(1) for _ in range(w))  # start, warm
                     runs = measure.spread(measure.timed(lambda r=runner: r(
                         delayed(workloads.blas_matmul)(6) for _ in range(tasks)))[0]
                         for _ in range(repeats))
                     seconds[(w, t)], ranges[(w, t)] = runs.median, (runs.low, runs.high)
-    finally:
-        stop_loky_workers()
     return {"workers": workers, "threads": threads, "tasks": tasks, "usable": usable,
             "repeats": repeats, "seconds": seconds, "ranges": ranges}
 

@@ -571,3 +571,34 @@ def heatmap_plot(result: Mapping, title: str = "Seconds for one NumPy job") -> F
         fig.colorbar(image, ax=ax, label=f"seconds (median of {result['repeats']} runs)")
         ax.grid(False)
     return fig
+
+
+# --- notebook 07: moving data ---
+
+
+def transfer_plot(rows: Sequence[Mapping]) -> Figure:
+    """Seconds to hand a payload to a reader (log-log, median and range) and throughput."""
+    measured = [r for r in rows if "seconds" in r]
+    methods = list(dict.fromkeys(r["method"] for r in measured))
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(12, 4.6), layout="constrained")
+        left, right = fig.subplots(1, 2)
+        for colour, method in zip(CYCLE, methods, strict=False):
+            mine = sorted((r for r in measured if r["method"] == method), key=lambda r: r["bytes"])
+            sizes = [r["bytes"] / 2**20 for r in mine]
+            left.errorbar(sizes, [r["seconds"] * 1000 for r in mine], capsize=3, marker="o",
+                          yerr=[[(r["seconds"] - r["low"]) * 1000 for r in mine],
+                                [(r["high"] - r["seconds"]) * 1000 for r in mine]],
+                          color=colour, label=method)
+            right.plot(sizes, [r["mib_per_s"] for r in mine], marker="o", color=colour,
+                       label=method)
+        for ax in (left, right):
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("payload (MiB)")
+        left.set_ylabel("ms to hand over and read (median, min–max)")
+        left.set_title("time", fontsize=12)
+        right.set_ylabel("MiB/s")
+        right.set_title("throughput: big payloads expose the copies", fontsize=12)
+        left.legend(fontsize=9)
+    return fig

@@ -375,3 +375,45 @@ class ChunkDashboard(ExperimentDashboard):
 def chunk_dashboard() -> ChunkDashboard:
     """The dashboard of notebook 03."""
     return ChunkDashboard()
+
+
+class TransferDashboard(ExperimentDashboard):
+    """Payload size and method → time and throughput, next to a thread reading the same."""
+
+    def __init__(self, run: Callable[..., Any] | None = None) -> None:
+        from . import data_transfer
+
+        super().__init__(run or _transfer_experiment)
+        self.methods = data_transfer.METHODS
+        self.megabytes = W.FloatLogSlider(value=16, base=2, min=-10, max=8, step=1,
+                                          description="payload MiB")
+        self.method = W.Dropdown(options=list(self.methods), value="pickle",
+                                 description="method")
+
+    def controls(self) -> list[W.Widget]:
+        return [self.megabytes, self.method]
+
+    def parameters(self) -> dict[str, Any]:
+        from . import data_transfer
+
+        limit = data_transfer.size_limits()[self.method.value] / 2**20
+        _check_range("payload", self.megabytes.value, 1 / 1024, min(256.0, limit), " MiB")
+        return {"size": int(self.megabytes.value * 2**20), "method": self.method.value}
+
+    def draw(self, result: Any) -> list[Any]:
+        lines = [f"- **{r['method']}**: {r['seconds'] * 1000:.2f} ms "
+                 f"({r['low'] * 1000:.2f}–{r['high'] * 1000:.2f}), {r['mib_per_s']:.0f} MiB/s"
+                 for r in result if "seconds" in r]
+        return [Markdown(f"{result[0]['bytes'] / 2**20:g} MiB:\n" + "\n".join(lines))]
+
+
+def _transfer_experiment(size: int, method: str) -> list[dict[str, Any]]:
+    from . import data_transfer
+
+    methods = tuple(dict.fromkeys((method, "thread (no copy)")))
+    return data_transfer.transfer_costs(sizes=[size], methods=methods, repeats=3)
+
+
+def transfer_dashboard() -> TransferDashboard:
+    """The dashboard of notebook 07."""
+    return TransferDashboard()

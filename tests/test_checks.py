@@ -384,3 +384,33 @@ def test_fastest_cell(capsys):
     assert "lightest cell" in shown(capsys)
     assert checks.fastest_cell((8, 8), HEAT) is False
     assert checks.fastest_cell("2x1", HEAT) is False
+
+
+# --- notebook 07 ---
+
+TRANSFER_ROWS = [{"method": m, "bytes": 64 * 2**20, "seconds": s}
+                 for m, s in (("pickle", 0.16), ("pickle 5, out-of-band", 0.05),
+                              ("shared memory", 0.024), ("memory-mapped file", 0.022),
+                              ("thread (no copy)", 0.017))] + \
+                [{"method": "shared memory", "bytes": 256 * 2**20, "skipped": "too big"}]
+
+
+def test_cheapest_process_method(capsys):
+    namespace = run_solution("07_cheapest.py", {"transfer_rows": TRANSFER_ROWS})
+    assert checks.cheapest_process_method(namespace["answer_method"], TRANSFER_ROWS) is True
+    assert checks.cheapest_process_method("shared memory", TRANSFER_ROWS) is True  # a tie
+    assert checks.cheapest_process_method(..., TRANSFER_ROWS) is False
+    assert checks.cheapest_process_method("pickle", TRANSFER_ROWS) is False
+    assert "send only a name" in shown(capsys)
+    assert checks.cheapest_process_method("thread (no copy)", TRANSFER_ROWS) is False
+
+
+def test_who_unlinks(capsys):
+    namespace = run_solution("07_who_unlinks.py", {})
+    assert checks.who_unlinks(namespace["answer_unlink"]) is True
+    assert checks.who_unlinks(...) is False
+    assert checks.who_unlinks("every process that attached to it") is False
+    assert "removes the *name*" in shown(capsys)
+    assert checks.who_unlinks("nobody: the OS frees it") is False
+    assert checks.who_unlinks("the parent") is False
+    assert "one of these strings" in shown(capsys)

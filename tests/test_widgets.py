@@ -148,3 +148,33 @@ def test_cluster_dashboard_runs_a_load_and_rejects_bad_values():
     board.button.click()
     assert board.wait(timeout=5) and board.runs_started == 1
     assert "ms per request 5000 ms is out of range" in outputs_text(board)
+
+
+# --- notebooks 03 and 07 ---
+
+
+def test_chunk_dashboard_runs_and_rejects_bad_values():
+    board = widgets.chunk_dashboard()
+    board.task_ms.value = 1
+    board.chunksize.value = 8
+    board.button.click()
+    assert board.wait(timeout=60)
+    assert board.result.chunksize == 8 and board.result.speedup > 0
+    assert board.status.value.startswith("done")
+    import ipywidgets
+
+    board.task_ms = ipywidgets.FloatText(value=1000)  # sliders clamp; a text box would not
+    board.button.click()
+    assert board.wait(timeout=5)
+    assert board.runs_started == 1 and "out of range" in outputs_text(board)
+
+
+def test_transfer_dashboard_measures_one_size():
+    board = widgets.transfer_dashboard()
+    board.megabytes.value = 1
+    board.method.value = "shared memory"
+    board.button.click()
+    assert board.wait(timeout=60)
+    methods = {r["method"] for r in board.result}
+    assert methods == {"shared memory", "thread (no copy)"}
+    assert "MiB/s" in outputs_text(board)
