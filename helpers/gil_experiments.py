@@ -9,6 +9,7 @@ Results are plain data for ``plots``; nothing here draws.
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from . import config, experiments, interpreters, measure, workloads
 from .cpu_sampler import CpuSampler
 from .experiments import ScalingResult
-from .joblib_backend import stop_loky_workers
+from .joblib_backend import joblib_session
 from .pool import WorkerPool
 
 
@@ -94,6 +95,8 @@ def summary(workload: str = "python", workers: int | None = None, task_seconds: 
     tasks = 4 * workers
     thread_pool = experiments.make_executor("thread", workers, None)
     worker_pool = WorkerPool(workers)
+    session = contextlib.ExitStack()  # joblib's workers and temporary files, cleaned up below
+    session.enter_context(joblib_session())
     runner = Parallel(n_jobs=workers, backend="loky")
     ways = {
         "serial": lambda: [function(units) for _ in range(tasks)],
@@ -114,7 +117,7 @@ def summary(workload: str = "python", workers: int | None = None, task_seconds: 
     finally:
         thread_pool.shutdown()
         worker_pool.shutdown()
-        stop_loky_workers()
+        session.close()
     for other in others or []:
         if workload not in ("python", "sha256", "zlib"):
             break

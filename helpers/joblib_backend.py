@@ -16,6 +16,11 @@ processes, and brings its crash recovery, ``max_tasks_per_child`` and
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 import joblib
@@ -91,6 +96,24 @@ def register(name: str = BACKEND_NAME) -> str:
     """Make ``parallel_config(backend=name)`` use WorkerPool. Returns the name."""
     joblib.register_parallel_backend(name, WorkerPoolBackend)
     return name
+
+
+@contextlib.contextmanager
+def joblib_session() -> Iterator[str]:
+    """A block in which joblib keeps its temporary files (memory-mapped arrays) in a folder
+    of ours; at the end, loky's workers are stopped and the folder is removed.
+
+    joblib cleans up its own folders through a helper process that a restarted kernel
+    kills, which would leave empty folders in /dev/shm behind; this cannot.
+    """
+    root = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    folder = tempfile.mkdtemp(prefix="course-joblib-", dir=root)
+    try:
+        with joblib.parallel_config(temp_folder=folder):
+            yield folder
+    finally:
+        stop_loky_workers()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def stop_loky_workers() -> None:

@@ -30,29 +30,9 @@ from typing import Any
 
 from . import config, machine, measure, workloads
 from .array_tasks import expensive_features, slice_sum_and_memory, where_am_i
-from .joblib_backend import BACKEND_NAME, register, stop_loky_workers
+from .joblib_backend import BACKEND_NAME, joblib_session, register
 
 BACKENDS = ("loky", "threading", "multiprocessing", BACKEND_NAME)
-
-
-@contextlib.contextmanager
-def joblib_session() -> Iterator[str]:
-    """A block in which joblib keeps its temporary files (memory-mapped arrays) in a folder
-    of ours; at the end, loky's workers are stopped and the folder is removed.
-
-    joblib cleans up its own folders through a helper process that a restarted kernel
-    kills, which would leave empty folders in /dev/shm behind; this cannot.
-    """
-    from joblib import parallel_config
-
-    root = "/dev/shm" if os.path.isdir("/dev/shm") else None
-    folder = tempfile.mkdtemp(prefix="course-joblib-", dir=root)
-    try:
-        with parallel_config(temp_folder=folder):
-            yield folder
-    finally:
-        stop_loky_workers()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _parallel(**options: Any) -> Any:

@@ -1,6 +1,9 @@
 """joblib.Parallel on WorkerPool, through joblib itself."""
 
+import os
+
 import pytest
+from conftest import still_alive
 from joblib import Parallel, delayed, parallel_config
 
 from helpers import faults, joblib_backend
@@ -10,6 +13,21 @@ from helpers.pool import WorkerCrashed
 @pytest.fixture(scope="module", autouse=True)
 def registered():
     return joblib_backend.register()
+
+
+@pytest.fixture(autouse=True)
+def session():
+    """joblib's temporary files in a folder of ours, removed after each test."""
+    with joblib_backend.joblib_session() as folder:
+        yield folder
+
+
+def test_a_joblib_session_removes_its_folder_and_stops_loky():
+    with joblib_backend.joblib_session() as folder, Parallel(n_jobs=2) as parallel:
+        pids = set(parallel(delayed(faults.worker_pid)() for _ in range(8)))
+        assert os.path.isdir(folder)
+    assert not os.path.exists(folder)
+    assert pids and not still_alive(pids, 5)
 
 
 def test_parallel_runs_on_the_pool():

@@ -19,6 +19,7 @@ asserts them: on a shared machine they are measurements, not tests.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import statistics
 import time
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from .. import config, machine, measure, watchdog, workloads
-from ..joblib_backend import stop_loky_workers
+from ..joblib_backend import joblib_session
 from ..measure import Measurement
 from ..pool import WorkerPool
 
@@ -208,6 +209,8 @@ def map_auto(methods: list[str], sizes: Sizes, repeats: int, say: Callable[[str]
 
     pools = {method: WorkerPool(WORKERS, mp_context=multiprocessing.get_context(method))
              for method in methods}
+    session = contextlib.ExitStack()  # joblib's workers and temporary files, cleaned up below
+    session.enter_context(joblib_session())
     joblib_runner = Parallel(n_jobs=WORKERS, backend="loky", batch_size="auto")
     contenders = [*(f"WorkerPool:{m}" for m in methods), "joblib"]
     records = []
@@ -232,7 +235,7 @@ def map_auto(methods: list[str], sizes: Sizes, repeats: int, say: Callable[[str]
     finally:
         for pool in pools.values():
             pool.shutdown()
-        stop_loky_workers()
+        session.close()
     return records
 
 

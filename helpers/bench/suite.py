@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
 from .. import config, eventloop, experiments, machine, measure, workloads
-from ..joblib_backend import stop_loky_workers
+from ..joblib_backend import joblib_session
 from ..measure import Measurement
 from ..pool import WorkerPool
 from . import pool_overhead
@@ -152,19 +152,19 @@ def scaling(plan: Plan, say: Callable[[str], None]) -> list[Measurement]:
     records = []
     configs = [("serial", 1)] + [(e, p) for e in SCALING_EXECUTORS for p in plan.workers]
     tasks, task_seconds = scaling_job(plan)
-    for workload in SCALING_WORKLOADS:
-        calibration = workloads.calibrate(workload, budget_seconds=0.3 if plan.mode == "quick"
-                                          else 1.0)
-        units = calibration.units_for(task_seconds)
-        for repeat, (executor, workers) in measure.interleaved(configs, plan.repeats):
-            seconds = _run_job(executor, workers, plan, workloads.get(workload).function,
-                               units, tasks)
-            records.append(_record(plan, "scaling", executor, workers, workload,
-                                   task_seconds, tasks, repeat, seconds,
-                                   _method_of(executor, plan)))
-        say(f"  scaling, {workload} workload: {tasks} tasks of {task_seconds * 1000:.3g} ms "
-            f"on {len(configs)} configurations")
-    stop_loky_workers()
+    with joblib_session():  # loky stopped and joblib's temporary files removed at the end
+        for workload in SCALING_WORKLOADS:
+            calibration = workloads.calibrate(workload, budget_seconds=0.3
+                                              if plan.mode == "quick" else 1.0)
+            units = calibration.units_for(task_seconds)
+            for repeat, (executor, workers) in measure.interleaved(configs, plan.repeats):
+                seconds = _run_job(executor, workers, plan, workloads.get(workload).function,
+                                   units, tasks)
+                records.append(_record(plan, "scaling", executor, workers, workload,
+                                       task_seconds, tasks, repeat, seconds,
+                                       _method_of(executor, plan)))
+            say(f"  scaling, {workload} workload: {tasks} tasks of "
+                f"{task_seconds * 1000:.3g} ms on {len(configs)} configurations")
     return records
 
 
