@@ -442,7 +442,9 @@ def colleague_result() -> dict[str, Any]:
     }
 
 
-def save(document: dict[str, Any], directory: Path | str = "build/my-machine") -> list[Path]:
+def save(document: dict[str, Any],
+         directory: Path | str = REFERENCE_DIR.parent.parent / "build" / "my-machine"
+         ) -> list[Path]:
     """Write your result (JSON) and your one-page summary (Markdown) to ``directory``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
