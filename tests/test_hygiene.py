@@ -52,6 +52,38 @@ def test_solutions_named_in_a_notebook_exist(path):
         assert (ROOT / "notebooks" / "solutions" / name).exists(), name
 
 
+def exercise_checks(path) -> list[str]:
+    """The checker named by each exercise's check cell (``checks.<name>(answer...)``)."""
+    names = []
+    for cell in load(path)["cells"]:
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "code":
+            names += re.findall(r"^checks\.(\w+)\(answer", source, flags=re.MULTILINE)
+    return names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_notebook_ends_with_two_or_three_exercises(path):
+    checks_used = exercise_checks(path)
+    assert 2 <= len(checks_used) <= 3, f"{len(checks_used)} exercises"
+    solutions = re.findall(r"%load solutions/([\w.]+\.py)", path.read_text())
+    assert len(solutions) == len(checks_used), "every exercise needs its solution"
+    cells = load(path)["cells"]
+    last_check = max(i for i, c in enumerate(cells) if c["cell_type"] == "code"
+                     and re.search(r"^checks\.\w+\(answer", "".join(c["source"]), re.MULTILINE))
+    later_code = [c for c in cells[last_check + 1:] if c["cell_type"] == "code"]
+    assert not later_code, "the exercises come last (only prose after them)"
+
+
+def test_every_checker_is_tested_with_its_solution():
+    tests = (ROOT / "tests" / "test_checks.py").read_text()
+    for path in NOTEBOOKS:
+        for name in exercise_checks(path):
+            assert f"checks.{name}(" in tests, f"checks.{name} is not tested"
+        for solution in re.findall(r"%load solutions/([\w.]+\.py)", path.read_text()):
+            assert solution in tests, f"solution {solution} is not run by a test"
+
+
 def _names(requirements):
     return {re.split(r"[<>=!~ \[]", r, maxsplit=1)[0].strip().lower() for r in requirements}
 
