@@ -108,9 +108,9 @@ def _shift(events: list[Event], offset: float) -> list[Event]:
     return [Event(e.seconds - offset, e.kind, e.slot, e.pid, e.detail) for e in events]
 
 
-def kill_during_load(workers: int | None = None, ms: float = 5, concurrency: int = 8,
-                     seconds: float | None = None) -> DisruptionRun:
-    """SIGKILL one worker a third of the way through a load run; the supervisor replaces it."""
+def _under_load(what: str, disrupt: Any, workers: int | None, ms: float, concurrency: int,
+                seconds: float | None) -> DisruptionRun:
+    """Run a load on a PreforkServer and call ``disrupt(server)`` a third of the way in."""
     workers = workers or max(2, machine.usable_cpus())
     seconds = seconds or config.budget(3.0, 2.0)
     with PreforkServer(workers=workers) as server:
@@ -119,30 +119,27 @@ def kill_during_load(workers: int | None = None, ms: float = 5, concurrency: int
         run = start_load(route_url(server.url, "cpu", ms), requests=100_000,
                          concurrency=concurrency, max_seconds=seconds)
         time.sleep(seconds / 3)
-        os.kill(before[0], signal.SIGKILL)
         at = server.elapsed() - started
+        disrupt(server)
         result = run.result()
-        time.sleep(0.2)
-        return DisruptionRun("SIGKILL one worker", at, result,
-                             _shift(server.events, started), before, server.pids)
+        time.sleep(0.2)  # let the supervisor finish a replacement it started at the end
+        return DisruptionRun(what, at, result, _shift(server.events, started), before,
+                             server.pids)
+
+
+def kill_during_load(workers: int | None = None, ms: float = 5, concurrency: int = 8,
+                     seconds: float | None = None) -> DisruptionRun:
+    """SIGKILL one worker a third of the way through a load run; the supervisor replaces it."""
+    return _under_load("SIGKILL one worker",
+                       lambda server: os.kill(server.pids[0], signal.SIGKILL),
+                       workers, ms, concurrency, seconds)
 
 
 def rolling_restart_under_load(workers: int | None = None, ms: float = 5, concurrency: int = 8,
                                seconds: float | None = None) -> DisruptionRun:
     """Replace every worker, one by one, in the middle of a load run."""
-    workers = workers or max(2, machine.usable_cpus())
-    seconds = seconds or config.budget(3.0, 2.0)
-    with PreforkServer(workers=workers) as server:
-        before = server.pids
-        started = server.elapsed()
-        run = start_load(route_url(server.url, "cpu", ms), requests=100_000,
-                         concurrency=concurrency, max_seconds=seconds)
-        time.sleep(seconds / 3)
-        at = server.elapsed() - started
-        after = server.rolling_restart()
-        result = run.result()
-        return DisruptionRun("rolling restart", at, result, _shift(server.events, started),
-                             before, after)
+    return _under_load("rolling restart", lambda server: server.rolling_restart(),
+                       workers, ms, concurrency, seconds)
 
 
 def _touch_every_worker(url: str, pids: list[int], tries: int = 400) -> set[int]:

@@ -105,26 +105,24 @@ def pillow_blur(n: int) -> int:
     return image.width * image.height
 
 
-def numpy_matmul(n: int) -> float:
-    """n products of 128×128 matrices. NumPy (BLAS) releases the GIL."""
+def _matrix_products(n: int, size: int) -> float:
     import numpy as np
 
-    a = np.linspace(0.0, 1.0, 128 * 128).reshape(128, 128)
+    a = np.linspace(0.0, 1.0, size * size).reshape(size, size)
     b = a.T.copy()
     for _ in range(n):
-        a = (a @ b) / 128.0
+        a = (a @ b) / size
     return float(a[0, 0])
+
+
+def numpy_matmul(n: int) -> float:
+    """n products of 128×128 matrices. NumPy (BLAS) releases the GIL."""
+    return _matrix_products(n, 128)
 
 
 def blas_matmul(n: int) -> float:
     """n products of 512×512 matrices: big enough that BLAS starts threads of its own."""
-    import numpy as np
-
-    a = np.linspace(0.0, 1.0, 512 * 512).reshape(512, 512)
-    b = a.T.copy()
-    for _ in range(n):
-        a = (a @ b) / 512.0
-    return float(a[0, 0])
+    return _matrix_products(n, 512)
 
 
 def limit_blas_threads(threads: int) -> None:
