@@ -127,7 +127,10 @@ async def _serve(listener: socket.socket, app: Callable, mode: str, workers: int
             writer.close()
 
     stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    try:
+        loop.add_signal_handler(signal.SIGTERM, stop.set)  # graceful stop (Unix)
+    except NotImplementedError:
+        pass  # Windows: no signal handlers in asyncio; terminate() ends the process at once
     server = await asyncio.start_server(handle, sock=listener, limit=MAX_HEADER_BYTES)
     ready.send("ready")
     ready.close()
