@@ -89,12 +89,12 @@ def jupyterlab(tmp_path):
             lab.wait()
 
 
-def wait_until_idle(page, timeout_ms: int = 180_000) -> None:
-    """Until no cell shows [*] (queued or running)."""
+def wait_until_every_cell_ran(page, timeout_ms: int = 240_000) -> None:
+    """Until every code cell shows an execution count ([12]:), not [ ]: or [*]:."""
     page.wait_for_function(
-        """() => {
-            const prompts = [...document.querySelectorAll('.jp-InputArea-prompt')];
-            return prompts.length > 0 && prompts.every(p => !p.textContent.includes('*'));
+        r"""() => {
+            const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')];
+            return prompts.length > 0 && prompts.every(p => /\[\d+\]/.test(p.textContent));
         }""", timeout=timeout_ms)
 
 
@@ -121,11 +121,12 @@ def test_notebook_00_runs_in_jupyterlab_and_its_dashboard_redraws(jupyterlab):
                                    timeout=60_000)
             page.get_by_role("menuitem", name="Run", exact=True).click()
             page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
-            wait_until_idle(page)
+            wait_until_every_cell_ran(page)
             assert error_outputs(page) == []
 
             dashboard = page.locator(".widget-vbox").filter(
                 has=page.locator("button", has_text="Run")).first
+            dashboard.wait_for(timeout=60_000)  # widget views render after the cell ran
             dashboard.scroll_into_view_if_needed()
             slider = dashboard.locator(".widget-slider").first
             before = slider.locator(".widget-readout").inner_text()
