@@ -21,6 +21,7 @@ each part takes seconds in quick mode.
 from __future__ import annotations
 
 import asyncio
+import math
 import multiprocessing
 import statistics
 import sys
@@ -141,7 +142,7 @@ def scaling_job(plan: Plan) -> tuple[int, float]:
     share = plan.repeats * (1 + len(plan.workers)
                             + (len(SCALING_EXECUTORS) - 1) * sum(1 / p for p in plan.workers))
     tasks = max(2 * top, int(plan.scaling_budget_seconds / share / plan.scaling_task_seconds))
-    tasks = -(-tasks // top) * top  # a multiple of the largest worker count
+    tasks = math.ceil(tasks / top) * top  # a multiple of the largest worker count
     task_seconds = min(plan.scaling_task_seconds,
                        max(0.002, plan.scaling_budget_seconds / share / tasks))
     return tasks, task_seconds
@@ -189,7 +190,7 @@ def task_size(plan: Plan, say: Callable[[str], None]) -> list[Measurement]:
         for repeat, (size_ms, executor) in measure.interleaved(configs, plan.repeats):
             units = calibration.units_for(size_ms / 1000)
             tasks = max(4 * workers, round(plan.task_size_job_seconds / (size_ms / 1000)))
-            tasks = -(-tasks // workers) * workers
+            tasks = math.ceil(tasks / workers) * workers  # every worker gets as many
             start = time.perf_counter()
             if executor == "serial":
                 for _ in range(tasks):
