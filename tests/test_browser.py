@@ -89,6 +89,23 @@ def jupyterlab(tmp_path):
             lab.wait()
 
 
+def run_all_cells(page, tries: int = 3) -> None:
+    """Run > Run All Cells, once the kernel is idle; again if no cell started (a click
+    made while the page was still settling can be lost)."""
+    page.locator("#jp-main-statusbar").get_by_text("Idle").first.wait_for(timeout=120_000)
+    for _ in range(tries):
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
+        try:
+            page.wait_for_function(
+                r"""() => [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]
+                          .some(p => /\[(\*|\d+)\]/.test(p.textContent))""", timeout=30_000)
+            return
+        except Exception:  # noqa: BLE001  (playwright's TimeoutError: try the menu again)
+            page.keyboard.press("Escape")
+    raise AssertionError("Run All Cells did not start any cell")
+
+
 def wait_until_every_cell_ran(page, timeout_ms: int = 240_000) -> None:
     """Until every code cell shows an execution count ([12]:), not [ ]: or [*]:."""
     page.wait_for_function(
@@ -119,8 +136,7 @@ def test_notebook_00_runs_in_jupyterlab_and_its_dashboard_redraws(jupyterlab):
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator, .jp-KernelStatus",
                                    timeout=60_000)
-            page.get_by_role("menuitem", name="Run", exact=True).click()
-            page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
+            run_all_cells(page)
             wait_until_every_cell_ran(page)
             assert error_outputs(page) == []
 
@@ -144,6 +160,9 @@ def test_notebook_00_runs_in_jupyterlab_and_its_dashboard_redraws(jupyterlab):
             assert images.first.evaluate("img => img.complete && img.naturalWidth > 0")
             assert error_outputs(page) == []
             page.screenshot(path=str(SCREENSHOTS / "notebook-00-dashboard.png"), full_page=False)
+        except Exception:
+            page.screenshot(path=str(SCREENSHOTS / "notebook-00-failure.png"), full_page=False)
+            raise
         finally:
             browser.close()
 
