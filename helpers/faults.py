@@ -66,6 +66,12 @@ def _address_space_bytes() -> int:
         return 4 * 2**30
 
 
+def exit_after(seconds: float, code: int = 3) -> None:
+    """Sleep, then end the worker process abruptly: a crash while more work waits behind."""
+    time.sleep(seconds)
+    os._exit(code)
+
+
 def sleep_for(seconds: float) -> float:
     """Sleep: a task that overruns a timeout, or keeps a worker busy."""
     time.sleep(seconds)

@@ -407,7 +407,9 @@ class WorkerPool(Executor):
         while True:
             with self._lock:
                 while True:
-                    if not self._pending and (self._shutdown or self._broken is not None):
+                    # Quit only when no worker holds work: a worker that dies sends the
+                    # batches queued behind its task back to the queue, to be sent again.
+                    if not self._pending and self._closed() and self._idle():
                         self._wake_receiver()  # it may be waiting for the queue to empty
                         return
                     worker = self._worker_with_room()

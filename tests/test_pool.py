@@ -439,6 +439,24 @@ def test_stopping_mid_storm_resolves_every_task(ctx, stop):
     assert not not_done
 
 
+def test_a_crash_after_shutdown_still_runs_the_batch_queued_behind_it(ctx):
+    """Regression: the worker holds two batches when shutdown() is called and the queue is
+    empty. It dies in the first; the second goes back to the queue and must still be sent
+    (the sender used to have quit already, and shutdown then waited for ever)."""
+    pool = WorkerPool(1, mp_context=ctx)
+    crash = pool.submit(faults.exit_after, 0.5)
+    behind = pool.submit(abs, -1)  # prefetched into the same worker's pipe
+    time.sleep(0.2)
+    pool.shutdown(wait=False)
+    try:
+        done, not_done = wait([crash, behind], timeout=RESULT_TIMEOUT)
+        assert not not_done, "a task sent back to the queue after shutdown was never run"
+        assert isinstance(crash.exception(), WorkerCrashed)
+        assert behind.result() == 1
+    finally:
+        pool.terminate()
+
+
 def test_submit_async_keeps_the_event_loop_running_while_the_pool_is_full(ctx):
     """A blocking submit would freeze the loop; submit_async waits in a helper thread."""
 
