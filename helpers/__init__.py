@@ -15,3 +15,14 @@ imported only in the parent process.
 """
 
 __version__ = "0.1.0"
+
+
+def advise(task_seconds: float, payload_bytes: int = 0, cpus: int | None = None,
+           gil_releasing: bool = False, tasks: int = 1000, model=None):
+    """Serial, threads or processes for this job, and why: see :mod:`helpers.advisor`.
+
+    Imported on first call, so worker processes that import this package pay nothing.
+    """
+    from .advisor import advise as advise_from_model
+
+    return advise_from_model(task_seconds, payload_bytes, cpus, gil_releasing, tasks, model)

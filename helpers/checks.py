@@ -517,3 +517,93 @@ def who_unlinks(answer: Any) -> str:
                      "gets the chance: ownership has to be decided in advance.")
     raise NotYet("A segment outlives every process that used it until someone unlinks it: "
                  "that is how /dev/shm fills up.")
+
+
+# --- notebook 08 ---
+
+
+@checker
+def container_workers(answer: Any, smaller: Any) -> str:
+    """Exercise 08.1: how many workers a CPU-bound pool should start in the smaller machine."""
+    value = _number(answer, "The number of workers")
+    usable, counted = smaller["usable"], smaller["cpu_count"]
+    if value == usable:
+        return (f"{usable}: what the process may really use (its affinity; a cgroup quota too, "
+                "if there were one). More workers would only take turns: the job took as long "
+                "and every task took longer to finish.")
+    if value == counted and counted != usable:
+        raise NotYet(f"os.cpu_count() says {counted}, but it counts the machine's CPUs, not the "
+                     "ones this process may use. What did the smaller machine report as usable?")
+    raise NotYet("Look at what the smaller machine reported: one worker per CPU it may use.")
+
+
+@checker
+def recycle_every(answer: Any, leak_mib_per_task: float, budget_mib: float = 50.0) -> str:
+    """Exercise 08.2: the largest max_tasks_per_child that keeps growth within the budget."""
+    value = _number(answer, "max_tasks_per_child")
+    best = max(1, math.floor(budget_mib / leak_mib_per_task))
+    if value != int(value) or value < 1:
+        raise NotYet("max_tasks_per_child is a whole number of tasks, at least 1.")
+    if value > best:
+        raise NotYet(f"After {int(value)} tasks a worker would have grown by about "
+                     f"{value * leak_mib_per_task:.0f} MiB, over the {budget_mib:g} MiB allowed.")
+    if value < best / 2:
+        raise NotYet(f"{int(value)} stays within the budget, but restarts workers more often than "
+                     "needed, and each restart costs a process start. How many tasks fit?")
+    return (f"{int(value)} (the most is {best}): {budget_mib:g} MiB ÷ {leak_mib_per_task:.1f} MiB "
+            "per task. Recycling hides a leak; it does not fix it.")
+
+
+@checker
+def advised_choice(answer: Any, advice: Any) -> str:
+    """Exercise 08.3: what ``helpers.advise`` recommends for the exercise's job."""
+    from .advisor import CHOICES
+
+    if answer not in CHOICES:
+        raise NotYet(f"Answer with one of {list(CHOICES)} (a string).")
+    if answer == advice.choice:
+        return f"{answer}. The model's reasons:\n\n" + "\n".join(f"- {r}" for r in advice.reasons)
+    speedups = advice.predicted_speedups
+    raise NotYet(f"The model predicts {speedups[answer]:.2f}× for {answer}. What does each task "
+                 "carry, and what does sending it cost next to the work?")
+
+
+# --- notebook 09 ---
+
+
+@checker
+def faster_joblib_backend(answer: Any, rows: Any) -> str:
+    """Exercise 09.1: which joblib backend ran the job faster here (ties within 10 %)."""
+    import statistics
+
+    medians = {way: statistics.median(r["seconds"] for r in rows if r["way"] == way)
+               for way in ("joblib loky", "joblib dask")}
+    if answer not in medians:
+        raise NotYet(f"Answer with one of {sorted(medians)} (a string).")
+    best = min(medians, key=medians.get)
+    if medians[answer] <= 1.1 * medians[best]:
+        return (f"{answer}: {medians[answer] * 1000:.0f} ms (loky "
+                f"{medians['joblib loky'] * 1000:.0f} ms, dask "
+                f"{medians['joblib dask'] * 1000:.0f} ms). On one machine Dask adds a scheduler "
+                "hop per task; it pays off when the workers are on other machines.")
+    raise NotYet(f"{answer} took {medians[answer] * 1000:.0f} ms, the other "
+                 f"{medians[best] * 1000:.0f} ms.")
+
+
+@checker
+def scatter_saving(answer: Any, rows: Any) -> str:
+    """Exercise 09.2: how many times faster scattering once was than sending every time."""
+    import statistics
+
+    value = _number(answer, "The ratio")
+    sent = statistics.median(r["seconds"] for r in rows if r["way"] == "sent with every task")
+    scattered = statistics.median(r["seconds"] for r in rows if r["way"] == "scattered once")
+    ratio = sent / scattered
+    if abs(value - ratio) <= 0.25 * ratio:
+        return (f"About {ratio:.1f}×: the payload crossed to each worker once instead of once "
+                "per task. Across a network, where bytes are slower, the gap grows.")
+    if abs(value - 1 / ratio) <= 0.25 / ratio:
+        raise NotYet("That is the ratio the other way round: divide the time of sending with "
+                     "every task by the time of scattering once.")
+    raise NotYet("Compare the median times of the two ways in `scatter_rows` "
+                 "(the answer is within 25 % of the ratio).")

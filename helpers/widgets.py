@@ -417,3 +417,78 @@ def _transfer_experiment(size: int, method: str) -> list[dict[str, Any]]:
 def transfer_dashboard() -> TransferDashboard:
     """The dashboard of notebook 07."""
     return TransferDashboard()
+
+
+class AdviceDashboard(ExperimentDashboard):
+    """A job's shape → ``helpers.advise``'s answer, and (optionally) the same job measured."""
+
+    #: Most seconds of work, and most payload bytes in all, a measured run may take.
+    MAX_WORK_SECONDS = 5.0
+    MAX_PAYLOAD_TOTAL = 512 * 2**20
+
+    def __init__(self, run: Callable[..., Any] | None = None, model: Any = None) -> None:
+        super().__init__(run or _advice_experiment)
+        self.model = model
+        self.task_ms = W.FloatLogSlider(value=5, base=10, min=-2, max=3, step=0.25,
+                                        description="task (ms)")
+        self.payload_kib = W.FloatLogSlider(value=1, base=2, min=0, max=16, step=1,
+                                            description="payload KiB")
+        self.no_payload = W.Checkbox(value=True, description="no payload")
+        self.tasks = W.IntText(value=200, description="tasks")
+        self.cpus = W.IntSlider(value=self.usable, min=1, max=64, description="CPUs")
+        self.releasing = W.Checkbox(value=False, description="releases the GIL")
+        self.measure = W.Checkbox(value=True, description="also measure it here")
+
+    def controls(self) -> list[W.Widget]:
+        return [self.task_ms, self.payload_kib, self.no_payload, self.tasks, self.cpus,
+                self.releasing, self.measure]
+
+    def parameters(self) -> dict[str, Any]:
+        _check_range("tasks", self.tasks.value, 1, 100_000)
+        _check_range("CPUs", self.cpus.value, 1, 64)
+        task_seconds = self.task_ms.value / 1000
+        payload = 0 if self.no_payload.value else int(self.payload_kib.value * 1024)
+        measure = self.measure.value
+        if measure and self.cpus.value != self.usable:
+            raise ValueError(f"a run here can only measure this machine's {self.usable} usable "
+                             "CPU(s): set CPUs to that, or untick 'also measure it here'.")
+        if measure and self.tasks.value * task_seconds > self.MAX_WORK_SECONDS:
+            raise ValueError(f"tasks × task size is {self.tasks.value * task_seconds:.1f} s of "
+                             f"work; a measured run allows at most {self.MAX_WORK_SECONDS:g} s.")
+        if measure and payload * self.tasks.value > self.MAX_PAYLOAD_TOTAL:
+            raise ValueError("tasks × payload is over 512 MiB; a measured run allows at most "
+                             "that.")
+        return {"task_seconds": task_seconds, "payload_bytes": payload,
+                "tasks": self.tasks.value, "cpus": self.cpus.value,
+                "gil_releasing": self.releasing.value, "measure": measure,
+                "model": self.model}
+
+    def draw(self, result: Any) -> list[Any]:
+        advice, rows = result
+        shown: list[Any] = [Markdown(advice._repr_markdown_())]
+        if rows:
+            from . import tables
+
+            shown.append(Markdown("Measured here:\n\n" + tables.markdown_table(rows)))
+        return shown
+
+
+def _advice_experiment(task_seconds: float, payload_bytes: int, tasks: int, cpus: int,
+                       gil_releasing: bool, measure: bool, model: Any) -> tuple[Any, list]:
+    from . import advisor, production_experiments
+
+    model = model or advisor.default_model()
+    advice = advisor.advise(task_seconds, payload_bytes, cpus, gil_releasing, tasks, model)
+    rows = []
+    if measure:
+        case = production_experiments.Case("your job", task_seconds, tasks, payload_bytes,
+                                           gil_releasing)
+        rows = production_experiments.check_advice([case], model, repeats=2)
+        for row in rows:
+            row.pop("spread", None)
+    return advice, rows
+
+
+def advice_dashboard(model: Any = None) -> AdviceDashboard:
+    """The dashboard of notebook 08 (``model``: the notebook's measured CostModel)."""
+    return AdviceDashboard(model=model)
