@@ -86,13 +86,15 @@ class CostModel:
                 pool.submit(len, payload).result()
                 per_byte.append(max(0.0, time.perf_counter() - began - per_task[-1])
                                 / len(payload))
+        thread_per_task = []
         with ThreadPoolExecutor(2) as threads:
-            began = time.perf_counter()
-            for future in [threads.submit(workloads.noop) for _ in range(tiny)]:
-                future.result()
-            thread_per_task = (time.perf_counter() - began) / tiny
+            for _ in range(3):
+                began = time.perf_counter()
+                for future in [threads.submit(workloads.noop) for _ in range(tiny)]:
+                    future.result()
+                thread_per_task.append((time.perf_counter() - began) / tiny)
         return cls(statistics.median(per_task), statistics.median(per_byte), start_seconds,
-                   thread_per_task, method)
+                   statistics.median(thread_per_task), method)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -104,7 +104,7 @@ def start(workers: int | None = None, address: str | None = None) -> DaskSession
         session = DaskSession(client, None, address, False, count)
     else:
         usable = machine.usable_cpus()
-        workers = workers or usable
+        workers = usable if workers is None else workers
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be a positive whole number, got {workers!r}")
         cluster = LocalCluster(

@@ -41,7 +41,7 @@ def same_job_every_way(session: DaskSession, task_seconds: float = 0.02,
     from joblib import Parallel, delayed, parallel_config
 
     workers = session.workers
-    tasks = tasks or int(config.budget(40, 20)) * workers
+    tasks = tasks or int(config.budget(24, 12)) * workers
     repeats = repeats or (2 if config.quick_mode() else 3)
     units, tasks = _job(task_seconds, tasks)
     client = session.client

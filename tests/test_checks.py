@@ -414,3 +414,80 @@ def test_who_unlinks(capsys):
     assert checks.who_unlinks("nobody: the OS frees it") is False
     assert checks.who_unlinks("the parent") is False
     assert "one of these strings" in shown(capsys)
+
+
+# --- notebook 08 ---
+
+SMALLER = {"usable": 1, "cpu_count": 4}
+
+
+def test_container_workers(capsys):
+    namespace = run_solution("08_container_workers.py", {"smaller": SMALLER})
+    assert checks.container_workers(namespace["answer_workers"], SMALLER) is True
+    assert checks.container_workers(..., SMALLER) is False
+    assert checks.container_workers(4, SMALLER) is False
+    assert "counts the machine's CPUs" in shown(capsys)
+    assert checks.container_workers(8, SMALLER) is False
+    assert checks.container_workers("1", SMALLER) is False
+    assert "should be a number" in shown(capsys)
+
+
+def test_recycle_every(capsys):
+    namespace = run_solution("08_recycle_every.py", {"leak_per_task": 4.0})
+    assert namespace["answer_recycle"] == 12
+    assert checks.recycle_every(namespace["answer_recycle"], 4.0, budget_mib=50) is True
+    assert checks.recycle_every(..., 4.0, budget_mib=50) is False
+    assert checks.recycle_every(13, 4.0, budget_mib=50) is False
+    assert "over the 50 MiB allowed" in shown(capsys)
+    assert checks.recycle_every(2, 4.0, budget_mib=50) is False
+    assert "more often than needed" in shown(capsys)
+    assert checks.recycle_every(0, 4.0, budget_mib=50) is False
+
+
+def test_advised_choice(capsys):
+    import helpers
+    from helpers import advisor
+
+    model = advisor.CostModel(60e-6, 2e-9, 0.01, 5e-6, "fork", "test")
+    namespace = run_solution("08_advised_choice.py", {"helpers": helpers, "model": model})
+    advice = helpers.advise(task_seconds=0.0002, payload_bytes=2 * 2**20, tasks=5000,
+                            model=model)
+    assert namespace["answer_choice"] == advice.choice == "serial"
+    assert checks.advised_choice(namespace["answer_choice"], advice) is True
+    assert "Send names, not bytes" in shown(capsys)
+    assert checks.advised_choice(..., advice) is False
+    assert checks.advised_choice("processes", advice) is False
+    assert "sending it cost" in shown(capsys)
+    assert checks.advised_choice("gpu", advice) is False
+    assert "one of" in shown(capsys)
+
+
+# --- notebook 09 ---
+
+JOB_ROWS = [{"way": "joblib loky", "seconds": s} for s in (1.0, 1.1, 0.9)] + [
+    {"way": "joblib dask", "seconds": s} for s in (1.5, 1.4, 1.6)]
+SCATTER_ROWS = [{"way": "sent with every task", "seconds": s} for s in (0.5, 0.6, 0.4)] + [
+    {"way": "scattered once", "seconds": s} for s in (0.1, 0.12, 0.11)]
+
+
+def test_faster_joblib_backend(capsys):
+    namespace = run_solution("09_faster_backend.py", {"job_rows": JOB_ROWS})
+    assert checks.faster_joblib_backend(namespace["answer_backend"], JOB_ROWS) is True
+    assert checks.faster_joblib_backend(..., JOB_ROWS) is False
+    assert checks.faster_joblib_backend("joblib dask", JOB_ROWS) is False
+    assert "1500 ms" in shown(capsys)
+    assert checks.faster_joblib_backend("dask", JOB_ROWS) is False
+    assert "one of" in shown(capsys)
+    tie = [{"way": "joblib loky", "seconds": 1.0}, {"way": "joblib dask", "seconds": 1.05}]
+    assert checks.faster_joblib_backend("joblib dask", tie) is True
+
+
+def test_scatter_saving(capsys):
+    namespace = run_solution("09_scatter_saving.py", {"scatter_rows": SCATTER_ROWS})
+    assert namespace["answer_ratio"] == pytest.approx(0.5 / 0.11)
+    assert checks.scatter_saving(namespace["answer_ratio"], SCATTER_ROWS) is True
+    assert checks.scatter_saving(..., SCATTER_ROWS) is False
+    assert checks.scatter_saving(0.22, SCATTER_ROWS) is False
+    assert "the other way round" in shown(capsys)
+    assert checks.scatter_saving(10, SCATTER_ROWS) is False
+    assert "within 25 %" in shown(capsys)
