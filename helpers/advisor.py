@@ -12,8 +12,9 @@ The model, for ``n`` tasks of ``t`` seconds carrying ``b`` bytes each, on ``p`` 
 
 - serial: ``n·t``
 - threads: ``n·t`` when the work holds the GIL (pure Python on a normal build);
-  ``max(n·t/p, n·h_thread)`` when it releases the GIL (hashlib, zlib, NumPy) or the
-  build is free-threaded. Threads share memory, so payloads cost nothing to send.
+  ``max(n·t/p, n·h_thread) + t`` when it releases the GIL (hashlib, zlib, NumPy) or
+  the build is free-threaded (``t``: the last task finishing alone). Threads share
+  memory, so payloads cost nothing to send.
 - processes, in chunks of ``k`` tasks: ``start + max(n·t/p', n·(h/k + b·c)) + k·t``,
   where the parent hands out chunks one after another (``h`` each), pickles every
   payload (``c`` seconds per byte), ``p'`` is the number of workers that get a chunk
@@ -149,7 +150,7 @@ def predict_seconds(choice: str, task_seconds: float, payload_bytes: int, tasks:
     if choice == "threads":
         if not gil_releasing:
             return work + tasks * model.thread_per_task_seconds
-        return max(work / workers, tasks * model.thread_per_task_seconds)
+        return max(work / workers, tasks * model.thread_per_task_seconds) + task_seconds
     if choice == "processes":
         chunks = math.ceil(tasks / chunksize)
         busy = min(workers, chunks)

@@ -298,6 +298,7 @@ def check_advice(cases: list[Case] | None = None, model: advisor.CostModel | Non
                 "advice within 15 % of fastest": medians[advice.choice]
                 <= 1.15 * medians[fastest],
                 "spread": max(measure.spread(v).relative_spread for v in times.values()),
+                "median_seconds": medians,
             })
     return rows
 

@@ -486,6 +486,7 @@ def _advice_experiment(task_seconds: float, payload_bytes: int, tasks: int, cpus
         rows = production_experiments.check_advice([case], model, repeats=2)
         for row in rows:
             row.pop("spread", None)
+            row.pop("median_seconds", None)
     return advice, rows
 
 

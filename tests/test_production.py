@@ -119,16 +119,16 @@ def test_measured_cost_model_is_plausible():
     assert 0 < model.thread_per_task_seconds < 1e-3  # the GIL's hand-offs make it vary
 
 
-def test_advice_agrees_with_measured_runs_on_the_clear_cases():
-    """The point of the model: on this machine, its advice is (near) the fastest way."""
+def test_advice_and_measurement_agree_where_the_difference_is_large():
+    """Big payloads: the model says stay serial, and processes are measured far slower.
+    (A timed comparison, so only a large effect is asserted: 4 MiB per 1 ms task costs
+    processes several times the work; close calls are left to the notebook's table.)"""
     model = advisor.CostModel.measure(budget_seconds=0.3)
-    cases = [production_experiments.Case("payload", 0.001, 20, payload_bytes=4 * 2**20)]
-    if os.cpu_count() and len(os.sched_getaffinity(0)) > 1:
-        cases.append(production_experiments.Case("hashlib", 0.005, 40, gil_releasing=True))
-    rows = production_experiments.check_advice(cases, model, repeats=2)
-    assert [r["case"] for r in rows] == [c.name for c in cases]
-    for row in rows:
-        assert row["advice within 15 % of fastest"], row
+    case = production_experiments.Case("payload", 0.001, 40, payload_bytes=4 * 2**20)
+    [row] = production_experiments.check_advice([case], model, repeats=2)
+    assert row["advice"] == "serial"
+    medians = row["median_seconds"]
+    assert medians["processes"] > 2 * medians["serial"], row
 
 
 # --- sizing ---
