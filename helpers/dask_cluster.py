@@ -89,15 +89,17 @@ def _close_open_sessions() -> None:
         session.close()
 
 
-def start(workers: int | None = None, address: str | None = None) -> DaskSession:
+def start(workers: int | None = None, address: str | None = None,
+          local: bool = False) -> DaskSession:
     """Connect to ``address`` (default: ``$DASK_SCHEDULER_ADDRESS``), else start a LocalCluster.
 
     ``workers`` sizes a LocalCluster (default: this kernel's usable CPUs, from the machine
     card: one process per CPU, one thread each, so pure-Python tasks do not fight over a GIL).
+    ``local=True`` always starts a LocalCluster, whatever the environment says.
     """
     from dask.distributed import Client, LocalCluster
 
-    address = address or os.environ.get(ADDRESS_VARIABLE) or None
+    address = None if local else (address or os.environ.get(ADDRESS_VARIABLE) or None)
     if address:
         client = Client(address, timeout="10s")
         count = len(client.scheduler_info()["workers"])

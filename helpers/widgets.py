@@ -493,3 +493,48 @@ def _advice_experiment(task_seconds: float, payload_bytes: int, tasks: int, cpus
 def advice_dashboard(model: Any = None) -> AdviceDashboard:
     """The dashboard of notebook 08 (``model``: the notebook's measured CostModel)."""
     return AdviceDashboard(model=model)
+
+
+class DaskDashboard(ExperimentDashboard):
+    """Workers and task size → the same job on loky and on a fresh LocalCluster of that size."""
+
+    TASK_MS_RANGE = (1.0, 200.0)
+
+    def __init__(self, run: Callable[..., Any] | None = None) -> None:
+        super().__init__(run or _dask_experiment)
+        self.workers = W.IntSlider(value=self.usable, min=1, max=2 * self.usable,
+                                   description="workers",
+                                   tooltip="up to 2× the usable CPUs, to show oversubscription")
+        self.task_ms = W.FloatText(value=20.0, description="task (ms)")
+
+    def controls(self) -> list[W.Widget]:
+        return [self.workers, self.task_ms]
+
+    def parameters(self) -> dict[str, Any]:
+        _check_range("workers", self.workers.value, 1, 2 * self.usable)
+        _check_range("task size", self.task_ms.value, *self.TASK_MS_RANGE, " ms")
+        return {"workers": self.workers.value, "task_seconds": self.task_ms.value / 1000}
+
+    def draw(self, result: Any) -> list[Any]:
+        from . import dask_experiments, production_plots
+
+        rows, notes = result
+        figure = production_plots.bars_with_spread(
+            dask_experiments.speedups(rows), "speedup over serial (median, min–max)",
+            f"{rows[0]['tasks']} tasks of {rows[0]['task_seconds'] * 1000:g} ms on "
+            f"{rows[0]['workers']} workers")
+        return [_png(figure), *[Markdown(note) for note in notes]]
+
+
+def _dask_experiment(workers: int, task_seconds: float) -> tuple[list, list[str]]:
+    from . import dask_cluster, dask_experiments
+
+    with dask_cluster.start(workers=workers, local=True) as session:
+        rows = dask_experiments.same_job_every_way(session, task_seconds=task_seconds,
+                                                   tasks=8 * workers, repeats=2)
+        return rows, list(session.notes)
+
+
+def dask_dashboard() -> DaskDashboard:
+    """The dashboard of notebook 09: each run starts and closes its own LocalCluster."""
+    return DaskDashboard()

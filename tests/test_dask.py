@@ -13,7 +13,7 @@ import time
 import psutil
 import pytest
 
-from helpers import dask_cluster, dask_experiments
+from helpers import dask_cluster, dask_experiments, widgets
 
 
 def alive(pid: int) -> bool:
@@ -58,6 +58,27 @@ def test_an_address_in_the_environment_is_used_instead(session, monkeypatch):
     finally:
         other.close()  # closes our client only: the cluster keeps serving
     assert session.client.submit(sum, [1, 2], pure=False).result() == 3
+
+
+def test_local_ignores_the_environment(monkeypatch):
+    monkeypatch.setenv(dask_cluster.ADDRESS_VARIABLE, "tcp://192.0.2.1:8786")  # unreachable
+    with dask_cluster.start(workers=1, local=True) as session:
+        assert session.started_here and session.address.startswith("tcp://127.0.0.1:")
+
+
+def test_dashboard_starts_and_closes_its_own_cluster():
+    board = widgets.dask_dashboard()
+    board.task_ms.value = 1000  # over 200 ms: a message saying what is allowed, no run
+    board.button.click()
+    assert board.runs_started == 0
+    assert "choose 1 to 200 ms" in board.output.outputs[0]["data"]["text/markdown"]
+    board.workers.value = 1
+    board.task_ms.value = 10
+    board.button.click()
+    assert board.wait(timeout=120)
+    rows, _ = board.result
+    assert {r["way"] for r in rows} == set(dask_experiments.WAYS)
+    assert all(r["workers"] == 1 for r in rows)
 
 
 def test_bad_worker_count_says_what_is_allowed():
