@@ -29,9 +29,8 @@ from .trace import TaskRecord
 WAYS = ("serial", "joblib loky", "joblib dask", "dask futures")
 
 
-def _job(task_seconds: float, tasks: int) -> tuple[int, int]:
-    units = workloads.calibrate("python", budget_seconds=0.2).units_for(task_seconds)
-    return units, tasks
+def _units_for(task_seconds: float) -> int:
+    return workloads.calibrate("python", budget_seconds=0.2).units_for(task_seconds)
 
 
 def same_job_every_way(session: DaskSession, task_seconds: float = 0.02,
@@ -43,7 +42,7 @@ def same_job_every_way(session: DaskSession, task_seconds: float = 0.02,
     workers = session.workers
     tasks = tasks or int(config.budget(24, 12)) * workers
     repeats = repeats or (2 if config.quick_mode() else 3)
-    units, tasks = _job(task_seconds, tasks)
+    units = _units_for(task_seconds)
     client = session.client
 
     def serial() -> None:
@@ -75,14 +74,9 @@ def same_job_every_way(session: DaskSession, task_seconds: float = 0.02,
 
 
 def speedups(rows: list[dict[str, Any]]) -> dict[str, measure.Spread]:
-    """Speedup over serial per way, per repeat (median and range)."""
-    serial = {r["repeat"]: r["seconds"] for r in rows if r["way"] == "serial"}
-    result = {}
-    for way in WAYS:
-        values = [serial[r["repeat"]] / r["seconds"] for r in rows if r["way"] == way]
-        if values:
-            result[way] = measure.spread(values)
-    return result
+    """Speedup over serial per way, per repeat (median and range), in the order of WAYS."""
+    spreads = measure.speedups_over(rows, "serial")
+    return {way: spreads[way] for way in WAYS if way in spreads}
 
 
 def scatter_or_send(session: DaskSession, payload_mib: int = 16, tasks: int = 8,
@@ -123,7 +117,7 @@ def task_stream_timeline(session: DaskSession, task_seconds: float = 0.02,
 
     client = session.client
     tasks = tasks or 6 * session.workers
-    units, tasks = _job(task_seconds, tasks)
+    units = _units_for(task_seconds)
     with get_task_stream(client) as stream:
         start = time.time()  # Dask's task stream uses wall-clock time
         client.gather(client.map(workloads.python_loop, [units] * tasks, pure=False))

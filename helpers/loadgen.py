@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import config, watchdog
+from . import config, measure, watchdog
 
 MAX_REQUESTS = 100_000
 MAX_CONCURRENCY = 256
@@ -73,11 +73,8 @@ class LoadResult:
 
     def percentile(self, p: float) -> float:
         """Latency percentile (seconds) of the successful requests (nearest rank)."""
-        done = sorted(lat for lat, s in zip(self.latencies, self.statuses, strict=True)
-                      if 200 <= s < 300)
-        if not done:
-            return math.nan
-        return done[min(len(done) - 1, max(0, math.ceil(p / 100 * len(done)) - 1))]
+        return measure.percentile((lat for lat, s in zip(self.latencies, self.statuses,
+                                                          strict=True) if 200 <= s < 300), p)
 
     def summary(self) -> dict[str, Any]:
         return {"requests": self.requests, "ok": self.ok, "failures": self.failures,

@@ -17,6 +17,7 @@ Results are plain data and serialise to JSON with a schema version (see
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import time
 from collections import defaultdict
@@ -113,6 +114,29 @@ def speedups(measurements: Iterable[Measurement]) -> dict[int, list[float]]:
     if not result:
         raise ValueError("speedups need one-worker runs as the baseline")
     return dict(sorted(result.items()))
+
+
+def speedups_over(rows: Iterable[dict[str, Any]], baseline: str,
+                  key: str = "way") -> dict[str, Spread]:
+    """For rows ``{key, repeat, seconds}``: each way's speedup over ``baseline`` in the same
+    repeat, as median and range (pairing by repeat, as :func:`speedups` does)."""
+    rows = list(rows)
+    base = {r["repeat"]: r["seconds"] for r in rows if r[key] == baseline}
+    if not base:
+        raise ValueError(f"no {baseline!r} rows to use as the baseline")
+    ratios: dict[str, list[float]] = {}
+    for r in rows:
+        if r["repeat"] in base:
+            ratios.setdefault(r[key], []).append(base[r["repeat"]] / r["seconds"])
+    return {way: spread(values) for way, values in ratios.items()}
+
+
+def percentile(values: Iterable[float], p: float) -> float:
+    """The ``p``-th percentile (0–100) by nearest rank; NaN for no values."""
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
 
 
 def efficiency(speedup: float, workers: int) -> float:

@@ -179,12 +179,6 @@ def observed_job(workers: int | None = None) -> list[TaskRecord]:
         return pool.trace()
 
 
-def _percentile(values: list[float], q: float) -> float:
-    values = sorted(values)
-    index = min(len(values) - 1, max(0, round(q * (len(values) - 1))))
-    return values[index]
-
-
 def summarise(records: list[TaskRecord]) -> dict[str, Any]:
     """What an operator would put on a dashboard: waits, run times, work per worker."""
     if not records:
@@ -198,10 +192,10 @@ def summarise(records: list[TaskRecord]) -> dict[str, Any]:
     return {
         "tasks": len(records),
         "wall_seconds": span,
-        "queue_wait_ms": {q: 1000 * _percentile(waits, p)
-                          for q, p in (("p50", 0.5), ("p95", 0.95), ("max", 1.0))},
-        "run_ms": {q: 1000 * _percentile(runs, p)
-                   for q, p in (("p50", 0.5), ("p95", 0.95), ("max", 1.0))},
+        "queue_wait_ms": {q: 1000 * measure.percentile(waits, p)
+                          for q, p in (("p50", 50), ("p95", 95), ("max", 100))},
+        "run_ms": {q: 1000 * measure.percentile(runs, p)
+                   for q, p in (("p50", 50), ("p95", 95), ("max", 100))},
         "workers": [{"worker": worker, "tasks": len(rs),
                      "busy_seconds": round(sum(r.run_seconds for r in rs), 3),
                      "utilisation": f"{sum(r.run_seconds for r in rs) / span:.0%}"}

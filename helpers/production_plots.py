@@ -17,7 +17,6 @@ from matplotlib.figure import Figure
 
 from . import advisor
 from .measure import Spread
-from .measure import spread as spread_of
 from .plots import CYCLE, PALETTE, STYLE
 
 
@@ -43,16 +42,6 @@ def bars_with_spread(values: Mapping[str, Spread], xlabel: str, title: str,
         ax.grid(axis="y", visible=False)
         ax.set_xlim(0, max(s.high for s in values.values()) * 1.25)
     return fig
-
-
-def speedup_spreads(rows: Sequence[Mapping[str, Any]], baseline: str,
-                    key: str = "way") -> dict[str, Spread]:
-    """Per way, the speedup over ``baseline`` in each repeat (median and range)."""
-    base = {r["repeat"]: r["seconds"] for r in rows if r[key] == baseline}
-    ways: dict[str, list[float]] = {}
-    for r in rows:
-        ways.setdefault(r[key], []).append(base[r["repeat"]] / r["seconds"])
-    return {way: spread_of(v) for way, v in ways.items()}
 
 
 def recycling_plot(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> Figure:

@@ -115,9 +115,6 @@ def compare(python_seconds: float | None = None, repeats: int | None = None,
 
 
 def speedups(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """Median speedup of each way over the pure-Python single process."""
-    by_way: dict[str, list[float]] = {}
-    for row in rows:
-        by_way.setdefault(row["way"], []).append(row["seconds"])
-    baseline = measure.spread(by_way["pure Python, 1 process"]).median
-    return {way: baseline / measure.spread(times).median for way, times in by_way.items()}
+    """Median speedup of each way over the pure-Python single process (paired by repeat)."""
+    spreads = measure.speedups_over(rows, "pure Python, 1 process")
+    return {way: s.median for way, s in spreads.items()}
