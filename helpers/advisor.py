@@ -35,7 +35,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import config, workloads
+from . import config, machine, workloads
 
 CHOICES = ("serial", "threads", "processes")
 #: Below this predicted speedup, parallelism is not worth its complexity.
@@ -175,14 +175,12 @@ def advise(task_seconds: float, payload_bytes: int = 0, cpus: int | None = None,
     _check("payload_bytes", payload_bytes)
     _check("tasks", tasks, positive=True, integer=True)
     if cpus is None:
-        from .machine import usable_cpus
-
-        cpus = usable_cpus()
+        cpus = machine.usable_cpus()
     _check("cpus", cpus, positive=True, integer=True)
     if not isinstance(gil_releasing, bool):
         raise ValueError(f"gil_releasing must be True or False, got {gil_releasing!r}")
     model = model or default_model()
-    free_threaded = not _gil_enabled()
+    free_threaded = not machine.gil_enabled()
     releases = gil_releasing or free_threaded
 
     workers = min(cpus, tasks)
@@ -253,11 +251,6 @@ def default_model() -> CostModel:
     if _default_model is None:
         _default_model = CostModel.measure()
     return _default_model
-
-
-def _gil_enabled() -> bool:
-    check = getattr(__import__("sys"), "_is_gil_enabled", None)
-    return True if check is None else bool(check())
 
 
 def _check(name: str, value: Any, positive: bool = False, integer: bool = False) -> None:
