@@ -10,6 +10,8 @@
 #   make lock    re-resolve constraints.txt from pyproject.toml (maintainers)
 
 PYTHON ?= python3
+# Everything: the notebooks (lab), notebook 09 (dask), notebook 06 (server), the test tools.
+EXTRAS := lab,dask,server,test
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.course-installed
@@ -36,7 +38,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; run: make PYTHON=python3.12 ...")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(if $(WHEELHOUSE),,$(BIN)/python -m pip install --quiet --upgrade pip)
-	$(BIN)/python -m pip install --quiet $(PIP_SOURCE) -c constraints.txt -e ".[test]"
+	$(BIN)/python -m pip install --quiet $(PIP_SOURCE) -c constraints.txt -e ".[$(EXTRAS)]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "$(KERNEL_DISPLAY)"
 	@touch $(STAMP)
 
@@ -55,13 +57,13 @@ test: setup
 	$(BIN)/ruff check helpers tests
 
 check: setup
-	$(BIN)/python -m helpers.preflight
+	$(BIN)/python -m helpers.tools.preflight
 
 handouts: setup
-	$(BIN)/python -m helpers.handouts --out build/handouts
+	$(BIN)/python -m helpers.tools.handouts --out build/handouts
 
 wheelhouse: setup
-	$(BIN)/python -m pip download --quiet -d build/wheelhouse -c constraints.txt pip setuptools wheel ".[test]"
+	$(BIN)/python -m pip download --quiet -d build/wheelhouse -c constraints.txt pip setuptools wheel ".[$(EXTRAS)]"
 	@echo "build/wheelhouse is ready: copy the repository with it, then run: make setup WHEELHOUSE=build/wheelhouse"
 
 lint: setup
@@ -70,7 +72,7 @@ lint: setup
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --upgrade pip
-	.lock-venv/bin/python -m pip install --quiet -e ".[test]"
+	.lock-venv/bin/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	{ echo "# Exact versions for reproducible workshops: make setup installs with these."; \
 	  echo "# Made by 'make lock' with $$(.lock-venv/bin/python --version) on $$(uname -sm)."; \
 	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^-e '; } > constraints.txt

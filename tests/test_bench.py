@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 
-from helpers import measure
+from helpers.core import measure
 
 
 def test_pool_benchmark_runs_and_writes_its_result(tmp_path):

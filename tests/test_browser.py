@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import handouts
+from helpers.tools import handouts
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "build" / "screenshots"
@@ -101,7 +101,7 @@ def run_all_cells(page, tries: int = 3) -> None:
                 r"""() => [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]
                           .some(p => /\[(\*|\d+)\]/.test(p.textContent))""", timeout=30_000)
             return
-        except Exception:  # noqa: BLE001  (playwright's TimeoutError: try the menu again)
+        except Exception:
             page.keyboard.press("Escape")
     raise AssertionError("Run All Cells did not start any cell")
 

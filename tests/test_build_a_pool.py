@@ -4,8 +4,9 @@ import multiprocessing
 
 import pytest
 
-from helpers import faults, pool_experiments
-from helpers.build_a_pool import step1_queue, step2_futures, step3_errors, step4_crashes
+from helpers.experiments import pools
+from helpers.pool.build_a_pool import step1_queue, step2_futures, step3_errors, step4_crashes
+from helpers.tasks import faults
 
 METHODS = [m for m in ("fork", "spawn") if m in multiprocessing.get_all_start_methods()]
 
@@ -46,13 +47,13 @@ def test_step4_a_crash_fails_only_its_task(method):
 
 
 def test_timeline_records_every_task():
-    result = pool_experiments.timeline("WorkerPool", task_seconds=0.002, tasks=30, chunksize=3)
+    result = pools.timeline("WorkerPool", task_seconds=0.002, tasks=30, chunksize=3)
     assert sorted(r.task_id for r in result.records) == list(range(30))
     assert result.seconds > 0 and result.chunksize == 3
     with pytest.raises(ValueError, match="pool 'Nope'"):
-        pool_experiments.timeline("Nope")
+        pools.timeline("Nope")
     with pytest.raises(ValueError, match="chunksize"):
-        pool_experiments.timeline("WorkerPool", chunksize=0)
+        pools.timeline("WorkerPool", chunksize=0)
 
 
 @pytest.mark.parametrize(("pool", "fault", "tasks", "afterwards"), [
@@ -63,16 +64,16 @@ def test_timeline_records_every_task():
     ("ProcessPoolExecutor", "task overruns", "no result after 1 s", "serves new tasks"),
 ])
 def test_fault_demos_report_what_happened(pool, fault, tasks, afterwards):
-    row = pool_experiments.fault_demo(pool, fault)
+    row = pools.fault_demo(pool, fault)
     assert tasks in row["the 5 tasks"]
     assert row["the pool afterwards"].startswith(afterwards)
 
 
 def test_fault_demo_refuses_unknown_faults():
     with pytest.raises(ValueError, match="fault 'fire'"):
-        pool_experiments.fault_demo("WorkerPool", "fire")
+        pools.fault_demo("WorkerPool", "fire")
 
 
 def test_markdown_table():
-    table = pool_experiments.as_markdown([{"a": 1, "b": 2}, {"a": 3, "b": 4}])
+    table = pools.as_markdown([{"a": 1, "b": 2}, {"a": 3, "b": 4}])
     assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | 2 |", "| 3 | 4 |"]

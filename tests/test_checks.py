@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import checks, machine
-from helpers.experiments import ScalingResult
-from helpers.measure import Measurement
+from helpers.core import machine
+from helpers.core.measure import Measurement
+from helpers.experiments.strong_scaling import ScalingResult
+from helpers.view import checks
 
 SOLUTIONS = Path(__file__).resolve().parent.parent / "notebooks" / "solutions"
 
@@ -87,7 +88,7 @@ def test_efficiency_wrong_answers_get_hints(capsys, answer, hint):
 # --- notebook 05 ---
 
 def fake_records():
-    from helpers.trace import TaskRecord
+    from helpers.core.trace import TaskRecord
     return [TaskRecord(i, "pid 1", 0.0, 0.01 * i, 0.01 * i + 0.005) for i in range(5)]
 
 
@@ -103,14 +104,14 @@ def test_median_queue_wait_solution_passes(capsys):
     (0.9, "r.started - r.submitted"),
 ])
 def test_median_queue_wait_wrong_answers(capsys, answer, hint):
-    from helpers.trace import TaskRecord
+    from helpers.core.trace import TaskRecord
     records = fake_records() + [TaskRecord(9, "p", 0.0, 5.0, 5.1)]
     assert checks.median_queue_wait(answer, records) is False
     assert hint in shown(capsys)
 
 
 def test_median_queue_wait_mean_gets_a_hint(capsys):
-    from helpers.trace import TaskRecord
+    from helpers.core.trace import TaskRecord
     records = [TaskRecord(i, "p", 0.0, s, s + 0.001) for i, s in enumerate([0.0, 0.01, 1.0])]
     assert checks.median_queue_wait((0.0 + 0.01 + 1.0) / 3, records) is False
     assert "mean" in shown(capsys)
@@ -165,7 +166,7 @@ def test_responsive_and_parallel_wrong_answers(capsys, answer, hint):
 
 
 def fake_run():
-    from helpers.eventloop import LoopRun
+    from helpers.experiments.eventloop import LoopRun
     return LoopRun("inline", 2, 0.3, 0.2, 0.8, lag=[(0.1, 0.001), (0.5, 0.58), (0.9, 0.002)])
 
 
@@ -200,7 +201,7 @@ def test_releases_gil_wrong_answers(capsys, answer, hint):
 
 
 def test_lost_updates(capsys):
-    from helpers.races import RaceResult
+    from helpers.experiments.races import RaceResult
     racy = RaceResult(4, 1000, False, 4000, 1000, 0.1)
     namespace = run_solution("02_lost_updates.py", {"racy": racy})
     assert checks.lost_updates(namespace["answer_lost"], racy) is True
@@ -244,7 +245,7 @@ def test_break_even_when_no_size_reaches_80_percent(capsys):
 
 
 def test_top_cause_solution_passes_and_wrong_causes_get_hints(capsys):
-    from helpers import compare
+    from helpers.view import compare
 
     colleague = compare.colleague_result()
     namespace = run_solution("10_top_cause.py", {})
@@ -446,7 +447,7 @@ def test_recycle_every(capsys):
 
 def test_advised_choice(capsys):
     import helpers
-    from helpers import advisor
+    from helpers.experiments import advisor
 
     model = advisor.CostModel(60e-6, 2e-9, 0.01, 5e-6, "fork", "test")
     namespace = run_solution("08_advised_choice.py", {"helpers": helpers, "model": model})

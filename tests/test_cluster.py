@@ -19,7 +19,9 @@ import urllib.request
 import pytest
 from conftest import orphans_after_killing_parent, still_alive
 
-from helpers import cluster, cluster_experiments, demo_app, faults, gunicorn_run, hybrid, loadgen
+from helpers.experiments import server_load
+from helpers.servers import asyncio_server, demo_app, gunicorn_run, loadgen, prefork
+from helpers.tasks import faults
 
 METHODS = ["fork", "spawn"]
 
@@ -78,9 +80,9 @@ def test_cpu_route_counts_cpu_time_not_wall_time():
 
 @pytest.mark.parametrize("method", METHODS)
 def test_every_worker_serves_on_one_port(method):
-    with cluster.PreforkServer(workers=2, start_method=method) as server:
+    with prefork.PreforkServer(workers=2, start_method=method) as server:
         assert len(set(server.pids)) == 2
-        result = cluster.load(server.url + "/cpu?ms=5", requests=60, concurrency=4)
+        result = prefork.load(server.url + "/cpu?ms=5", requests=60, concurrency=4)
         assert result.ok == 60 and result.failures == 0
         assert set(result.pids) == set(server.pids)  # both workers took requests
     assert not still_alive(server.pids, 5)
@@ -89,13 +91,13 @@ def test_every_worker_serves_on_one_port(method):
 def test_so_reuseport_mode_serves_too():
     if not hasattr(socket, "SO_REUSEPORT"):
         pytest.skip("this OS has no SO_REUSEPORT")
-    with cluster.PreforkServer(workers=2, reuse_port=True) as server:
-        result = cluster.load(server.url + "/whoami", requests=40, concurrency=4)
+    with prefork.PreforkServer(workers=2, reuse_port=True) as server:
+        result = prefork.load(server.url + "/whoami", requests=40, concurrency=4)
         assert result.ok == 40
 
 
 def test_bad_requests_get_4xx_and_the_workers_stay_up():
-    with cluster.PreforkServer(workers=2, request_timeout=1.0) as server:
+    with prefork.PreforkServer(workers=2, request_timeout=1.0) as server:
         pids = set(server.pids)
         assert raw(server.address, b"NONSENSE\r\n\r\n").startswith(b"HTTP/1.0 400")
         assert raw(server.address, b"\x00\xff garbage \r\n\r\n").split(b" ")[1] == b"400"
@@ -109,11 +111,11 @@ def test_bad_requests_get_4xx_and_the_workers_stay_up():
 
 
 def test_a_slow_client_does_not_block_the_others():
-    with cluster.PreforkServer(workers=2, request_timeout=1.0) as server:
+    with prefork.PreforkServer(workers=2, request_timeout=1.0) as server:
         slow = socket.create_connection(server.address)  # connects, then sends nothing
         slow.sendall(b"GET /whoami HTTP/1.0\r\n")
         try:
-            result = cluster.load(server.url + "/whoami", requests=30, concurrency=2)
+            result = prefork.load(server.url + "/whoami", requests=30, concurrency=2)
             assert result.ok == 30
             slow.settimeout(5)
             assert slow.recv(100) == b""  # dropped after request_timeout
@@ -123,7 +125,7 @@ def test_a_slow_client_does_not_block_the_others():
 
 @pytest.mark.parametrize("method", METHODS)
 def test_the_supervisor_replaces_a_killed_worker(method):
-    with cluster.PreforkServer(workers=2, start_method=method) as server:
+    with prefork.PreforkServer(workers=2, start_method=method) as server:
         victim = server.pids[0]
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + 10
@@ -136,7 +138,7 @@ def test_the_supervisor_replaces_a_killed_worker(method):
 
 
 def test_a_crash_looping_worker_is_restarted_with_growing_delays():
-    with cluster.PreforkServer(workers=2) as server:
+    with prefork.PreforkServer(workers=2) as server:
         server.worker_init = faults.exit_abruptly  # every new worker now dies at once
         os.kill(server.pids[0], signal.SIGKILL)
         time.sleep(1.6)
@@ -154,9 +156,9 @@ def test_a_crash_looping_worker_is_restarted_with_growing_delays():
 
 @pytest.mark.parametrize("method", METHODS)
 def test_rolling_restart_under_load_loses_no_request(method):
-    with cluster.PreforkServer(workers=2, start_method=method) as server:
+    with prefork.PreforkServer(workers=2, start_method=method) as server:
         before = set(server.pids)
-        run = cluster.start_load(server.url + "/cpu?ms=3", requests=100_000, concurrency=6,
+        run = prefork.start_load(server.url + "/cpu?ms=3", requests=100_000, concurrency=6,
                                  max_seconds=2.5)
         time.sleep(0.6)
         after = set(server.rolling_restart())
@@ -167,7 +169,7 @@ def test_rolling_restart_under_load_loses_no_request(method):
 
 
 def test_graceful_stop_finishes_the_request_in_flight():
-    server = cluster.PreforkServer(workers=2, grace_seconds=10).start()
+    server = prefork.PreforkServer(workers=2, grace_seconds=10).start()
     answers = []
     thread = threading.Thread(target=lambda: answers.append(get(server.url + "/cpu?ms=700")))
     thread.start()
@@ -181,7 +183,7 @@ def test_graceful_stop_finishes_the_request_in_flight():
 
 
 def test_sigterm_stops_a_script_gracefully():
-    process = subprocess.Popen([sys.executable, "-m", "helpers.cluster", "--workers", "2"],
+    process = subprocess.Popen([sys.executable, "-m", "helpers.servers.prefork", "--workers", "2"],
                                stdout=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline()
@@ -203,9 +205,9 @@ def test_sigterm_stops_a_script_gracefully():
 
 PARENT_SCRIPT = """
 import sys, time
-from helpers import cluster
+from helpers.servers import prefork
 if __name__ == "__main__":
-    server = cluster.PreforkServer(workers=2, start_method=sys.argv[1]).start()
+    server = prefork.PreforkServer(workers=2, start_method=sys.argv[1]).start()
     print(*server.pids, flush=True)
     time.sleep(60)
 """
@@ -218,17 +220,17 @@ def test_workers_exit_when_the_parent_dies(method, tmp_path):
 
 def test_bad_parameters_say_what_is_allowed():
     with pytest.raises(ValueError, match="not a loopback address"):
-        cluster.PreforkServer(host="0.0.0.0")
+        prefork.PreforkServer(host="0.0.0.0")
     with pytest.raises(ValueError, match="workers must be a whole number"):
-        cluster.PreforkServer(workers=0)
+        prefork.PreforkServer(workers=0)
     with pytest.raises(ValueError, match="not a loopback address"):
-        cluster.load("http://192.0.2.1:80/")
+        prefork.load("http://192.0.2.1:80/")
     with pytest.raises(ValueError, match="url must look like"):
-        cluster.load("127.0.0.1/cpu")
+        prefork.load("127.0.0.1/cpu")
     with pytest.raises(ValueError, match="concurrency must be"):
-        cluster.load("http://127.0.0.1:9/", concurrency=0)
+        prefork.load("http://127.0.0.1:9/", concurrency=0)
     with pytest.raises(ValueError, match="route must be one of"):
-        cluster_experiments.route_url("http://127.0.0.1:1", "disk", 5)
+        server_load.route_url("http://127.0.0.1:1", "disk", 5)
 
 
 # --- the load generator ---
@@ -237,14 +239,14 @@ def test_bad_parameters_say_what_is_allowed():
 def test_load_against_nothing_reports_failures_and_does_not_hang():
     with socket.create_server(("127.0.0.1", 0)) as placeholder:
         port = placeholder.getsockname()[1]
-    result = cluster.load(f"http://127.0.0.1:{port}/", requests=20, concurrency=4)
+    result = prefork.load(f"http://127.0.0.1:{port}/", requests=20, concurrency=4)
     assert result.requests == 20 and result.ok == 0 and result.failures == 20
     assert "ConnectionRefusedError" in result.failure_kinds()
 
 
 def test_load_is_bounded_in_time_and_reports_percentiles():
-    with cluster.PreforkServer(workers=2) as server:
-        result = cluster.load(server.url + "/io?ms=20", requests=100_000, concurrency=4,
+    with prefork.PreforkServer(workers=2) as server:
+        result = prefork.load(server.url + "/io?ms=20", requests=100_000, concurrency=4,
                               max_seconds=0.6)
     assert result.wall_seconds < 1.5 and 0 < result.requests < 1000
     assert result.percentile(50) <= result.percentile(95) <= result.percentile(99)
@@ -257,9 +259,9 @@ def test_load_is_bounded_in_time_and_reports_percentiles():
 # --- one asyncio process, CPU inline or offloaded ---
 
 
-@pytest.mark.parametrize("mode", hybrid.MODES)
+@pytest.mark.parametrize("mode", asyncio_server.MODES)
 def test_async_server_serves_and_rejects_bad_requests(mode):
-    with hybrid.AsyncAppServer(mode, workers=2, request_timeout=1.0) as server:
+    with asyncio_server.AsyncAppServer(mode, workers=2, request_timeout=1.0) as server:
         status, payload = get(server.url + "/cpu?ms=5")
         assert status == 200
         assert (payload["pid"] == server.pid) is (mode == "inline")  # offloaded: a worker
@@ -269,7 +271,7 @@ def test_async_server_serves_and_rejects_bad_requests(mode):
         assert raw(server.address, big).startswith(b"HTTP/1.0 413")
         slow = socket.create_connection(server.address)
         try:
-            assert cluster.load(server.url + "/io?ms=5", requests=20, concurrency=4).ok == 20
+            assert prefork.load(server.url + "/io?ms=5", requests=20, concurrency=4).ok == 20
         finally:
             slow.close()
         pid = server.pid
@@ -278,11 +280,11 @@ def test_async_server_serves_and_rejects_bad_requests(mode):
 
 def test_offloading_keeps_the_loop_answering_while_cpu_work_runs():
     results = {}
-    for mode in hybrid.MODES:
-        with hybrid.AsyncAppServer(mode, workers=2) as server:
-            busy = cluster.start_load(server.url + "/cpu?ms=100", requests=6, concurrency=2)
+    for mode in asyncio_server.MODES:
+        with asyncio_server.AsyncAppServer(mode, workers=2) as server:
+            busy = prefork.start_load(server.url + "/cpu?ms=100", requests=6, concurrency=2)
             time.sleep(0.05)
-            quick = cluster.load(server.url + "/io?ms=1", requests=5, concurrency=1)
+            quick = prefork.load(server.url + "/io?ms=1", requests=5, concurrency=1)
             busy.result()
             results[mode] = quick.percentile(50)
     # inline: a /io request waits behind 100 ms of CPU work; offloaded it does not
@@ -300,7 +302,7 @@ needs_gunicorn = pytest.mark.skipif(gunicorn_run.available() is not None,
 def test_gunicorn_serves_the_same_app_and_stops():
     with gunicorn_run.GunicornServer(workers=2) as server:
         pids = server.pids
-        result = cluster.load(server.url + "/cpu?ms=5", requests=40, concurrency=4)
+        result = prefork.load(server.url + "/cpu?ms=5", requests=40, concurrency=4)
         assert result.ok == 40 and set(result.pids) <= set(pids)
         master = server.master_pid
     assert not still_alive([master, *pids], 10)
@@ -310,7 +312,7 @@ def test_gunicorn_serves_the_same_app_and_stops():
 def test_gunicorn_exits_when_its_parent_dies(tmp_path):
     script = """
 import sys, time
-from helpers import gunicorn_run
+from helpers.servers import gunicorn_run
 server = gunicorn_run.GunicornServer(workers=2).__enter__()
 print(server.master_pid, *server.pids, flush=True)
 time.sleep(60)
@@ -320,7 +322,7 @@ time.sleep(60)
 
 @needs_gunicorn
 def test_copy_on_write_measures_each_configuration():
-    rows = cluster_experiments.copy_on_write(workers=2, rows=50_000)
+    rows = server_load.copy_on_write(workers=2, rows=50_000)
     configs = {r["config"] for r in rows}
     assert configs == {"no --preload", "--preload", "--preload + gc.freeze()"}
     assert all(r["uss_mib"] > 0 for r in rows)
@@ -331,12 +333,12 @@ def test_copy_on_write_measures_each_configuration():
 
 
 def test_kill_during_load_is_reported_honestly():
-    killed = cluster_experiments.kill_during_load(workers=2, seconds=1.2)
+    killed = server_load.kill_during_load(workers=2, seconds=1.2)
     assert killed.pids_before[0] not in killed.pids_after and len(killed.pids_after) == 2
     assert any(e.kind == "died" and e.pid == killed.pids_before[0] for e in killed.events)
     assert killed.result.ok > 0
-    restart = cluster_experiments.rolling_restart_under_load(workers=2, seconds=1.2)
-    text = cluster_experiments.explain_disruptions(killed, restart)
+    restart = server_load.rolling_restart_under_load(workers=2, seconds=1.2)
+    text = server_load.explain_disruptions(killed, restart)
     assert f"{killed.result.failures} of {killed.result.requests} requests failed" in text
     assert f"{restart.result.failures} of {restart.result.requests}" in text
 
@@ -345,12 +347,12 @@ def test_explanations_quote_the_numbers():
     rows = [{"server": "PreforkServer", "workers": w, "route": "cpu", "throughput_per_s": t,
              "p50_ms": 20.0, "p95_ms": 22.0, "p99_ms": 25.0, "load_cpu_seconds": 0.1,
              "wall_seconds": 2.0} for w, t in ((1, 95.0), (2, 190.0), (4, 188.0))]
-    text = cluster_experiments.explain_throughput(rows, ms=10, usable=2)
+    text = server_load.explain_throughput(rows, ms=10, usable=2)
     assert "190 requests/s (95% of the 200/s" in text and "Past 2 workers" in text
     memory = [{"config": c, "moment": m, "uss_mib": u}
               for c, m, u in (("no --preload", "after start", 90.0),
                               ("--preload", "after start", 4.0),
                               ("--preload", "after a full GC", 64.0),
                               ("--preload + gc.freeze()", "after a full GC", 4.0))]
-    text = cluster_experiments.explain_memory(memory)
+    text = server_load.explain_memory(memory)
     assert "90 MiB" in text and "64 MiB" in text and "4 MiB after the same collection" in text

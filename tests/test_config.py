@@ -2,7 +2,7 @@ import multiprocessing
 
 import pytest
 
-from helpers import config
+from helpers.core import config
 
 
 def test_start_method_defaults_to_the_platform(monkeypatch):

@@ -13,8 +13,9 @@ import sys
 import pytest
 from matplotlib.figure import Figure
 
-from helpers import compare, machine, measure
-from helpers.bench import suite
+from helpers.bench import diagnosis, suite
+from helpers.core import measure
+from helpers.view import compare
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +163,7 @@ def test_the_summary_page_quotes_the_numbers_and_the_diagnosis(quick_result, tmp
     top = max(best, key=int)
     assert f"{best[top]['median']:.2f}×" in page
     assert "Why no speedup?" in page and "Decision guide" in page
-    findings = machine.why_no_speedup(quick_result)
+    findings = diagnosis.why_no_speedup(quick_result)
     if findings:
         assert findings[0].title in page
     written = compare.save(quick_result, tmp_path / "mine")
@@ -173,4 +174,4 @@ def test_the_summary_page_quotes_the_numbers_and_the_diagnosis(quick_result, tmp
 def test_reference_files_of_this_benchmark_feed_the_notebook():
     for document in compare.load_references():
         assert document["summary"]["speedup"], document["file"]
-        machine.why_no_speedup(document)  # no KeyError on a real reference
+        diagnosis.why_no_speedup(document)  # no KeyError on a real reference

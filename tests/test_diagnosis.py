@@ -8,7 +8,7 @@ import copy
 
 import pytest
 
-from helpers import machine
+from helpers.bench import diagnosis
 
 
 def point(median, low=None, high=None):
@@ -46,19 +46,19 @@ def clean_result():
 
 
 def causes(result):
-    return [f.cause for f in machine.why_no_speedup(result)]
+    return [f.cause for f in diagnosis.why_no_speedup(result)]
 
 
 def test_a_clean_result_raises_no_finding():
-    assert machine.why_no_speedup(clean_result()) == []
-    assert "No cause found" in machine.diagnosis_markdown([])
+    assert diagnosis.why_no_speedup(clean_result()) == []
+    assert "No cause found" in diagnosis.diagnosis_markdown([])
 
 
 def test_one_usable_cpu_ranks_first():
     result = clean_result()
     result["machine"].update(usable_cpus=1, cgroup_quota_cpus=1.0)
     result["summary"]["speedup"]["python"]["WorkerPool"] = {"1": point(0.97)}
-    findings = machine.why_no_speedup(result)
+    findings = diagnosis.why_no_speedup(result)
     assert findings[0].cause == "one-cpu"
     assert "os.cpu_count() says 8" in findings[0].evidence
     assert "the container quota is 1 CPU:" in findings[0].evidence
@@ -69,7 +69,7 @@ def test_a_cgroup_quota_below_the_cpu_count():
     result = clean_result()
     result["machine"].update(logical_cpus=16, usable_cpus=4, cgroup_quota_cpus=4.0,
                              affinity_cpus=16)
-    finding = machine.why_no_speedup(result)[0]
+    finding = diagnosis.why_no_speedup(result)[0]
     assert finding.cause == "cpu-limit"
     assert "os.cpu_count() says 16" in finding.evidence
     assert "a cgroup CPU quota of 4 CPUs" in finding.evidence and "4.0×" in finding.evidence
@@ -79,7 +79,7 @@ def test_a_cgroup_quota_below_the_cpu_count():
 def test_an_affinity_mask_is_named_too():
     result = clean_result()
     result["machine"].update(logical_cpus=8, usable_cpus=2, affinity_cpus=2)
-    finding = machine.why_no_speedup(result)[0]
+    finding = diagnosis.why_no_speedup(result)[0]
     assert finding.cause == "cpu-limit" and "an affinity mask of 2 CPUs" in finding.evidence
 
 
@@ -88,7 +88,7 @@ def test_gil_bound_work_on_threads():
     result["machine"].update(gil_enabled=True, free_threaded_build=False)
     result["summary"]["speedup"]["python"]["threads"]["8"] = point(1.05)
     result["summary"]["speedup"]["sha256"]["threads"]["8"] = point(6.9)
-    findings = machine.why_no_speedup(result)
+    findings = diagnosis.why_no_speedup(result)
     assert causes(result) == ["gil-threads"]
     assert "1.05×" in findings[0].evidence and "7.60×" in findings[0].evidence
     assert "6.90×" in findings[0].evidence  # the GIL-releasing contrast is quoted
@@ -105,7 +105,7 @@ def test_tasks_too_small_for_their_overhead():
     result = clean_result()
     result["summary"]["task_size"]["efficiency"]["ProcessPoolExecutor"] = {
         "0.1": 0.2, "1": 0.7, "10": 0.97}
-    finding = machine.why_no_speedup(result)[0]
+    finding = diagnosis.why_no_speedup(result)[0]
     assert finding.cause == "small-tasks"
     assert "20% efficiency with 0.1 ms" in finding.evidence and "60 µs" in finding.evidence
     assert "WorkerPool, which batches small tasks, reaches 90%" in finding.evidence
@@ -116,7 +116,7 @@ def test_blas_oversubscription():
     result = clean_result()
     result["summary"]["blas"]["seconds"]["processes, BLAS threads"] = 0.8
     result["summary"]["blas"]["oversubscription_slowdown"] = 1.6
-    finding = machine.why_no_speedup(result)[0]
+    finding = diagnosis.why_no_speedup(result)[0]
     assert finding.cause == "blas-oversubscription"
     assert "0.80 s" in finding.evidence and "1.60×" in finding.evidence
     assert "threadpool_limits" in finding.fix
@@ -130,7 +130,7 @@ def test_a_spawn_start_method_paying_for_start_up(spawn_seconds, expected):
     found = "slow-start" in causes(result)
     assert found is expected
     if expected:
-        finding = machine.why_no_speedup(result)[0]
+        finding = diagnosis.why_no_speedup(result)[0]
         assert "400 ms" in finding.evidence and "fork: 5 ms" in finding.evidence
 
 
@@ -143,7 +143,7 @@ def test_fork_itself_is_never_blamed_for_start_up():
 def test_noisy_measurements_are_reported():
     result = clean_result()
     result["summary"]["speedup"]["python"]["WorkerPool"]["8"] = point(6.0, 3.0, 7.5)
-    finding = machine.why_no_speedup(result)[0]
+    finding = diagnosis.why_no_speedup(result)[0]
     assert finding.cause == "noisy" and "75%" in finding.evidence
 
 
@@ -153,16 +153,16 @@ def test_findings_are_ranked_by_impact_and_every_cause_has_an_id():
                              cgroup_quota_cpus=8.0)
     result["summary"]["speedup"]["python"]["threads"]["8"] = point(1.0)
     result["summary"]["blas"]["oversubscription_slowdown"] = 1.3
-    findings = machine.why_no_speedup(result)
+    findings = diagnosis.why_no_speedup(result)
     assert [f.cause for f in findings] == ["gil-threads", "cpu-limit", "blas-oversubscription"]
     assert [f.impact for f in findings] == sorted((f.impact for f in findings), reverse=True)
-    assert {f.cause for f in findings} <= set(machine.CAUSE_IDS)
-    text = machine.diagnosis_markdown(findings)
+    assert {f.cause for f in findings} <= set(diagnosis.CAUSE_IDS)
+    text = diagnosis.diagnosis_markdown(findings)
     assert text.startswith("1. **Pure-Python work on threads") and "\n3. **" in text
 
 
 def test_a_partial_result_is_diagnosed_with_what_it_has():
     result = copy.deepcopy(clean_result())
     result["summary"] = {"speedup": {}}  # only some parts were run
-    assert machine.why_no_speedup(result) == []
-    assert machine.why_no_speedup({}) == []
+    assert diagnosis.why_no_speedup(result) == []
+    assert diagnosis.why_no_speedup({}) == []

@@ -4,7 +4,7 @@ import multiprocessing
 
 import pytest
 
-from helpers import experiments
+from helpers.experiments import strong_scaling
 
 METHODS = [m for m in ("fork", "spawn") if m in multiprocessing.get_all_start_methods()]
 
@@ -13,7 +13,7 @@ def small_run(**overrides):
     arguments = dict(workers=[1, 2], workload="python", task_seconds=0.005, repeats=2,
                      budget_seconds=0.3, progress=False)
     arguments.update(overrides)
-    return experiments.run_scaling(**arguments)
+    return strong_scaling.run_scaling(**arguments)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -38,8 +38,8 @@ def test_thread_executor_records_thread_names():
 
 
 def test_default_worker_counts():
-    assert experiments.default_worker_counts(3) == [1, 2, 3]
-    assert experiments.default_worker_counts(12) == [1, 2, 4, 8, 12]
+    assert strong_scaling.default_worker_counts(3) == [1, 2, 3]
+    assert strong_scaling.default_worker_counts(12) == [1, 2, 4, 8, 12]
 
 
 @pytest.mark.parametrize(("arguments", "message"), [

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import config
+from helpers.core import config
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -85,12 +85,19 @@ def test_every_checker_is_tested_with_its_solution():
 
 
 def _names(requirements):
-    return {re.split(r"[<>=!~ \[]", r, maxsplit=1)[0].strip().lower() for r in requirements}
+    return {re.split(r"[<>=!~ \[;]", r, maxsplit=1)[0].strip().lower() for r in requirements}
+
+
+def _every_requirement(project):
+    """The plain install's dependencies and every extra's (make setup installs them all)."""
+    return project["dependencies"] + [requirement
+                                      for extra in project["optional-dependencies"].values()
+                                      for requirement in extra]
 
 
 def test_environment_yml_and_pyproject_name_the_same_packages():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    pip_names = _names(project["dependencies"] + project["optional-dependencies"]["test"])
+    pip_names = _names(_every_requirement(project))
     text = (ROOT / "environment.yml").read_text()
     conda = []
     for line in text.split("dependencies:", 1)[1].splitlines():
@@ -103,7 +110,7 @@ def test_environment_yml_and_pyproject_name_the_same_packages():
 
 def test_constraints_pin_every_direct_dependency():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = _names(project["dependencies"] + project["optional-dependencies"]["test"])
+    wanted = _names(_every_requirement(project))
     pinned = {line.split("==")[0].strip().lower()
               for line in (ROOT / "constraints.txt").read_text().splitlines()
               if "==" in line and not line.startswith("#")}
@@ -111,7 +118,7 @@ def test_constraints_pin_every_direct_dependency():
 
 
 def test_preflight_passes_in_this_environment():
-    run = subprocess.run([sys.executable, "-m", "helpers.preflight"], capture_output=True,
+    run = subprocess.run([sys.executable, "-m", "helpers.tools.preflight"], capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "ready." in run.stdout
@@ -122,7 +129,7 @@ REFERENCE_FILES = sorted((ROOT / "data" / "reference").glob("*.json"))
 
 @pytest.mark.parametrize("path", REFERENCE_FILES, ids=lambda p: p.name)
 def test_reference_results_follow_the_schema(path):
-    from helpers import measure
+    from helpers.core import measure
 
     document, records = measure.load_results(path)
     assert records, "a reference file must hold measured records"
@@ -136,3 +143,36 @@ def test_every_reference_file_is_listed_in_the_data_readme():
     readme = (ROOT / "data" / "README.md").read_text()
     for path in REFERENCE_FILES:
         assert f"reference/{path.name}" in readme
+
+
+def test_make_setup_installs_every_extra():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    makefile = (ROOT / "Makefile").read_text()
+    extras = re.search(r"^EXTRAS := (.+)$", makefile, re.MULTILINE).group(1).split(",")
+    assert set(extras) == set(project["optional-dependencies"])
+
+
+#: Packages that only the extras bring: the benchmark must not need any of them.
+EXTRAS_ONLY = ("matplotlib", "ipywidgets", "IPython", "jupyterlab", "PIL", "tqdm", "dask",
+               "distributed", "bokeh", "gunicorn", "pytest")
+
+BARE_SERVER = f"""
+import importlib.abc, runpy, sys
+class NotInstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {EXTRAS_ONLY!r}:
+            raise ImportError(f"{{name}} is not installed on this bare server", name=name)
+        return None
+sys.meta_path.insert(0, NotInstalled())
+sys.argv = ["helpers.bench", "--help"]
+import helpers.bench.suite, helpers.bench.pool_suite, helpers.bench.diagnosis
+runpy.run_module("helpers.bench", run_name="__main__")
+"""
+
+
+def test_the_benchmark_needs_only_the_plain_install():
+    """``python -m helpers.bench`` imports nothing that only an extra installs."""
+    run = subprocess.run([sys.executable, "-c", BARE_SERVER], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "usage" in run.stdout.lower()

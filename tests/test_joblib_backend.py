@@ -6,8 +6,8 @@ import pytest
 from conftest import still_alive
 from joblib import Parallel, delayed, parallel_config
 
-from helpers import faults, joblib_backend
-from helpers.pool import WorkerCrashed
+from helpers.pool import WorkerCrashed, joblib_backend
+from helpers.tasks import faults
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -1,10 +1,11 @@
 """Notebook 04's experiments: behaviour and shapes, not speed."""
 
-from helpers import joblib_experiments, tables
+from helpers.experiments import joblib_runs
+from helpers.view import tables
 
 
 def test_where_tasks_run_tells_processes_from_threads():
-    rows = {r["asked"]: r for r in joblib_experiments.where_tasks_run(n_jobs=2)}
+    rows = {r["asked"]: r for r in joblib_runs.where_tasks_run(n_jobs=2)}
     assert rows["backend='threading'"]["in this process"] is True
     assert rows["prefer='threads'"]["in this process"] is True
     assert rows["require='sharedmem'"]["in this process"] is True
@@ -13,41 +14,41 @@ def test_where_tasks_run_tells_processes_from_threads():
 
 
 def test_cpu_counts_agree_with_the_machine_card_here():
-    counts = joblib_experiments.cpu_counts()
+    counts = joblib_runs.cpu_counts()
     assert counts["joblib.cpu_count() (what n_jobs=-1 uses)"] >= 1
     assert counts["machine card: usable CPUs"] <= counts["os.cpu_count()"]
 
 
 def test_backends_and_batching_report_every_configuration():
-    rows = joblib_experiments.backends(("python",), n_jobs=2, task_ms=2, tasks=8, repeats=1)
-    assert [r["backend"] for r in rows] == list(joblib_experiments.BACKENDS)
+    rows = joblib_runs.backends(("python",), n_jobs=2, task_ms=2, tasks=8, repeats=1)
+    assert [r["backend"] for r in rows] == list(joblib_runs.BACKENDS)
     assert all(r["low"] <= r["speedup"] <= r["high"] for r in rows)
-    rows = joblib_experiments.batching(n_jobs=2, tiny_tasks=400, repeats=1)
+    rows = joblib_runs.batching(n_jobs=2, tiny_tasks=400, repeats=1)
     assert {(r["job"], r["batch_size"]) for r in rows} == {
         (job, size) for job in ("tiny tasks", "tiny, then heavy", "tiny and heavy, shuffled")
         for size in ("auto", "1")}
 
 
 def test_streaming_yields_every_result():
-    assert len(list(joblib_experiments.streaming(n_jobs=2, tasks=6, task_ms=2))) == 6
+    assert len(list(joblib_runs.streaming(n_jobs=2, tasks=6, task_ms=2))) == 6
 
 
 def test_memmapping_is_correct_both_ways():
-    rows = joblib_experiments.memmapping(megabytes=8, n_jobs=2, tasks=4)
+    rows = joblib_runs.memmapping(megabytes=8, n_jobs=2, tasks=4)
     assert len(rows) == 2 and all(r["correct"] for r in rows)
 
 
 def test_caching_reads_the_second_call_from_disk():
-    result = joblib_experiments.caching(rows=300)
+    result = joblib_runs.caching(rows=300)
     assert result["same result"] is True
     assert result["second call (read from the cache)"] < result["first call (computed)"]
 
 
 def test_oversubscription_fills_the_grid_and_is_explained():
-    heat = joblib_experiments.oversubscription(workers=[1, 2], threads=[1, 2], tasks=2,
+    heat = joblib_runs.oversubscription(workers=[1, 2], threads=[1, 2], tasks=2,
                                                repeats=1)
     assert set(heat["seconds"]) == {(1, 1), (1, 2), (2, 1), (2, 2)}
-    text = joblib_experiments.explain_oversubscription(heat)
+    text = joblib_runs.explain_oversubscription(heat)
     assert "Fastest" in text and "Slowest" in text
 
 

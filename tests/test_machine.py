@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import machine
+from helpers.core import machine
 
 
 def fake_tree(tmp_path: Path, cgroup_lines: str, files: dict[str, str]) -> Path:

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from helpers import measure
-from helpers.measure import Measurement
+from helpers.core import measure
+from helpers.core.measure import Measurement
 
 
 def record(workers, repeat, seconds):

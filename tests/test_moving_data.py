@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import data_transfer
+from helpers.experiments import data_transfer
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_shm = pytest.mark.skipif(not Path("/dev/shm").is_dir(),

@@ -1,10 +1,10 @@
 import pytest
 from matplotlib.figure import Figure
 
-from helpers import plots
-from helpers.experiments import ScalingResult
-from helpers.measure import Measurement, spread
-from helpers.trace import TaskRecord
+from helpers.core.measure import Measurement, spread
+from helpers.core.trace import TaskRecord
+from helpers.experiments.strong_scaling import ScalingResult
+from helpers.view import plots
 
 
 def fake_result(seconds_by_workers, usable=2):
@@ -58,7 +58,7 @@ def test_timeline_starts_at_the_first_submission():
 
 
 def test_lag_timeline_has_a_panel_per_run():
-    from helpers.eventloop import LoopRun
+    from helpers.experiments.eventloop import LoopRun
 
     runs = [LoopRun(name, 2, 0.3, 0.2, 0.8, lag=[(0.1, 0.0), (0.8, 0.55)], answered=[0.1, 0.9])
             for name in ("inline", "WorkerPool")]

@@ -26,15 +26,10 @@ import psutil
 import pytest
 from conftest import orphans_after_killing_parent, still_alive
 
-from helpers import faults, workloads
-from helpers.pool import (
-    PoolTerminated,
-    RemoteTraceback,
-    TaskTimeout,
-    WorkerCrashed,
-    WorkerInitError,
-    WorkerPool,
-)
+from helpers.core import workloads
+from helpers.pool import PoolTerminated, TaskTimeout, WorkerCrashed, WorkerInitError, WorkerPool
+from helpers.pool.parent import RemoteTraceback
+from helpers.tasks import faults
 
 METHODS = [m for m in ("fork", "spawn") if m in multiprocessing.get_all_start_methods()]
 RESULT_TIMEOUT = 60
@@ -385,7 +380,7 @@ def test_every_task_ends_resolved_whatever_happens(ctx):
 PARENT_SCRIPT = textwrap.dedent("""
     import multiprocessing, sys, time
     from helpers.pool import WorkerPool
-    from helpers import faults
+    from helpers.tasks import faults
     if __name__ == "__main__":
         pool = WorkerPool(2, mp_context=multiprocessing.get_context(sys.argv[1]))
         pool.submit(faults.sleep_for, 60)
@@ -400,7 +395,7 @@ def test_workers_exit_when_the_parent_is_killed(tmp_path, method):
 
 
 def test_default_worker_count_is_the_usable_cpus():
-    from helpers import machine
+    from helpers.core import machine
 
     with WorkerPool() as pool:
         assert pool.max_workers == machine.usable_cpus()
@@ -490,7 +485,7 @@ def test_windows_worker_limit(monkeypatch):
 EXIT_SCRIPT = textwrap.dedent("""
     import multiprocessing, sys
     from helpers.pool import WorkerPool
-    from helpers import faults
+    from helpers.tasks import faults
     if __name__ == "__main__":
         pool = WorkerPool(1, mp_context=multiprocessing.get_context(sys.argv[1]))
         future = pool.submit(faults.sleep_for, 0.3)

@@ -5,13 +5,15 @@ import sys
 
 import pytest
 
-from helpers import pitfalls, process_experiments, workloads
+from helpers.core import workloads
+from helpers.experiments import processes
+from helpers.tasks import pitfalls
 
 METHODS = multiprocessing.get_all_start_methods()
 
 
 def test_start_method_costs_measure_every_method():
-    rows = process_experiments.start_method_costs(repeats=1)
+    rows = processes.start_method_costs(repeats=1)
     assert [r["method"] for r in rows] == METHODS
     for r in rows:
         assert r["low_ms"] <= r["first_result_ms"] <= r["high_ms"] and r["uss_mib"] > 0
@@ -25,48 +27,48 @@ def test_a_function_from_main_fails_under_spawn_and_the_error_is_caught(monkeypa
 
     square.__module__, square.__qualname__ = "__main__", "course_square"
     monkeypatch.setattr(sys.modules["__main__"], "course_square", square, raising=False)
-    text = process_experiments.in_a_pool(square, "spawn", 3, timeout=60)
+    text = processes.in_a_pool(square, "spawn", 3, timeout=60)
     assert "BrokenProcessPool" in text or "AttributeError" in text or "PicklingError" in text
-    assert process_experiments.in_a_pool(workloads.noop, "spawn", 3) == "result: 3"
+    assert processes.in_a_pool(workloads.noop, "spawn", 3) == "result: 3"
 
 
 def test_the_main_guard_is_what_makes_spawn_scripts_work(tmp_path):
-    unguarded, guarded = process_experiments.guard_demo(tmp_path)
+    unguarded, guarded = processes.guard_demo(tmp_path)
     assert unguarded.returncode != 0 and "BrokenProcessPool" in unguarded.output
     assert guarded.returncode == 0 and "[0, 1, 2, 3]" in guarded.output
 
 
 @pytest.mark.skipif("fork" not in METHODS, reason="this OS has no fork()")
 def test_numpy_repeats_after_fork_and_seeded_tasks_are_reproducible():
-    forked = process_experiments.random_draws("fork")
-    assert process_experiments.repeated_numbers(forked["numpy global"]) >= 1
-    assert process_experiments.repeated_numbers(forked["random module"]) == 0
-    spawned = process_experiments.random_draws("spawn")
+    forked = processes.random_draws("fork")
+    assert processes.repeated_numbers(forked["numpy global"]) >= 1
+    assert processes.repeated_numbers(forked["random module"]) == 0
+    spawned = processes.random_draws("spawn")
     seeded = [n for _, n in forked["seeded per task"]]
     assert seeded == [n for _, n in spawned["seeded per task"]] and len(set(seeded)) == 4
 
 
 def test_repeated_numbers_counts_only_other_workers_draws():
-    assert process_experiments.repeated_numbers([(1, 5), (2, 5), (1, 7), (2, 7)]) == 2
-    assert process_experiments.repeated_numbers([(1, 5), (1, 5)]) == 0
+    assert processes.repeated_numbers([(1, 5), (2, 5), (1, 7), (2, 7)]) == 2
+    assert processes.repeated_numbers([(1, 5), (1, 5)]) == 0
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_worker_logs_come_home_through_a_queue(method):
-    lines = process_experiments.queue_logging(method, tasks=4)
+    lines = processes.queue_logging(method, tasks=4)
     assert len(lines) == 4 and all("squaring" in line and "pid" in line for line in lines)
 
 
 def test_the_worker_traceback_names_the_failing_line():
-    here, there = process_experiments.remote_traceback("spawn")
+    here, there = processes.remote_traceback("spawn")
     assert here.startswith("ValueError")
     assert "pitfalls.py" in there and "_split" in there
 
 
 def test_pickling_costs_and_break_even_shapes():
-    rows = process_experiments.pickling_costs(sizes=[1024, 2**20], repeats=1)
+    rows = processes.pickling_costs(sizes=[1024, 2**20], repeats=1)
     assert [r["bytes"] for r in rows] == [1024, 2**20] and all(r["round_trip_s"] > 0 for r in rows)
-    rows = process_experiments.break_even(task_ms=(0.1, 2.0), chunksizes=(1, 16), workers=2,
+    rows = processes.break_even(task_ms=(0.1, 2.0), chunksizes=(1, 16), workers=2,
                                           job_seconds=0.05, repeats=1)
     assert {(r["task_ms"], r["chunksize"]) for r in rows} == {(0.1, 1), (0.1, 16), (2.0, 1),
                                                               (2.0, 16)}
@@ -74,10 +76,10 @@ def test_pickling_costs_and_break_even_shapes():
 
 
 def test_chunk_run_keeps_a_timeline_and_rejects_bad_values():
-    run = process_experiments.chunk_run(task_ms=1, chunksize=4, workers=2, job_seconds=0.05)
+    run = processes.chunk_run(task_ms=1, chunksize=4, workers=2, job_seconds=0.05)
     assert run.records and run.speedup > 0 and run.tasks >= 4
     with pytest.raises(ValueError, match="chunksize must be"):
-        process_experiments.chunk_run(chunksize=0)
+        processes.chunk_run(chunksize=0)
 
 
 def test_pitfall_tasks_are_plain_functions():

@@ -11,18 +11,12 @@ from collections import Counter
 import pytest
 
 import helpers
-from helpers import (
-    advisor,
-    job_runner,
-    production_experiments,
-    production_plots,
-    production_tasks,
-    serial_first,
-    sizing,
-    widgets,
-)
-from helpers.measure import spread
-from helpers.trace import TaskRecord
+from helpers.core.measure import spread
+from helpers.core.trace import TaskRecord
+from helpers.experiments import advisor, production_patterns, serial_first, sizing
+from helpers.servers import job_runner
+from helpers.tasks import production
+from helpers.view import production_plots, widgets
 
 #: A fixed, made-up cost model: the advice tests check the model's logic, not this machine.
 MODEL = advisor.CostModel(per_task_seconds=60e-6, seconds_per_byte=2e-9, start_seconds=0.01,
@@ -124,8 +118,8 @@ def test_advice_and_measurement_agree_where_the_difference_is_large():
     (A timed comparison, so only a large effect is asserted: 4 MiB per 1 ms task costs
     processes several times the work; close calls are left to the notebook's table.)"""
     model = advisor.CostModel.measure(budget_seconds=0.3)
-    case = production_experiments.Case("payload", 0.001, 40, payload_bytes=4 * 2**20)
-    [row] = production_experiments.check_advice([case], model, repeats=2)
+    case = production_patterns.Case("payload", 0.001, 40, payload_bytes=4 * 2**20)
+    [row] = production_patterns.check_advice([case], model, repeats=2)
     assert row["advice"] == "serial"
     medians = row["median_seconds"]
     assert medians["processes"] > 2 * medians["serial"], row
@@ -161,18 +155,18 @@ def test_smaller_machine_rejects_cpus_it_does_not_have():
 
 
 def test_recycling_replaces_workers_and_caps_their_growth():
-    leaky = production_experiments.recycling(None, tasks=16, leak_mib=4)
-    recycled = production_experiments.recycling(4, tasks=16, leak_mib=4)
+    leaky = production_patterns.recycling(None, tasks=16, leak_mib=4)
+    recycled = production_patterns.recycling(4, tasks=16, leak_mib=4)
     assert len({r["pid"] for r in leaky}) == 2
     assert len({r["pid"] for r in recycled}) >= 4
-    assert production_experiments.peak_growth_mib(leaky) > 20
-    assert production_experiments.peak_growth_mib(recycled) < 4 * 4 + 2
-    assert production_experiments.leak_per_task_mib(leaky) == pytest.approx(4, abs=1)
+    assert production_patterns.peak_growth_mib(leaky) > 20
+    assert production_patterns.peak_growth_mib(recycled) < 4 * 4 + 2
+    assert production_patterns.leak_per_task_mib(leaky) == pytest.approx(4, abs=1)
 
 
 def test_a_thread_cannot_be_stopped_a_worker_process_can():
-    thread = production_experiments.thread_timeout(stuck_seconds=0.6, timeout=0.1)
-    pool = production_experiments.pool_timeout(stuck_seconds=5.0, timeout=0.1)
+    thread = production_patterns.thread_timeout(stuck_seconds=0.6, timeout=0.1)
+    pool = production_patterns.pool_timeout(stuck_seconds=5.0, timeout=0.1)
     assert thread["raised"] == "TimeoutError" and thread["cancel() worked"] is False
     assert thread["stuck work ended after (s)"] >= 0.55
     assert pool["raised"] == "TaskTimeout" and pool["worker replaced"]
@@ -180,8 +174,8 @@ def test_a_thread_cannot_be_stopped_a_worker_process_can():
 
 
 def test_backpressure_bounds_unfinished_tasks_and_parent_memory():
-    unbounded = production_experiments.backpressure(False, tasks=60, workers=2)
-    bounded = production_experiments.backpressure(True, tasks=60, workers=2)
+    unbounded = production_patterns.backpressure(False, tasks=60, workers=2)
+    bounded = production_patterns.backpressure(True, tasks=60, workers=2)
     assert bounded["peak_unfinished"] <= 4
     assert unbounded["peak_unfinished"] > 20
     assert unbounded["peak_extra_mib"] > 15 + bounded["peak_extra_mib"]
@@ -190,7 +184,7 @@ def test_backpressure_bounds_unfinished_tasks_and_parent_memory():
 def test_summarise_reports_waits_runs_and_load_per_worker():
     records = [TaskRecord(0, "a", 0.0, 0.0, 1.0), TaskRecord(1, "b", 0.0, 0.0, 2.0),
                TaskRecord(2, "a", 0.0, 1.0, 2.0)]
-    summary = production_experiments.summarise(records)
+    summary = production_patterns.summarise(records)
     assert summary["tasks"] == 3 and summary["wall_seconds"] == 2.0
     assert summary["queue_wait_ms"]["max"] == 1000.0
     assert summary["run_ms"]["p50"] == 1000.0
@@ -198,11 +192,11 @@ def test_summarise_reports_waits_runs_and_load_per_worker():
         {"worker": "a", "tasks": 2, "busy_seconds": 2.0, "utilisation": "100%"},
         {"worker": "b", "tasks": 1, "busy_seconds": 2.0, "utilisation": "100%"}]
     with pytest.raises(ValueError, match="at least one"):
-        production_experiments.summarise([])
+        production_patterns.summarise([])
 
 
 def test_observed_job_traces_every_task():
-    records = production_experiments.observed_job(workers=2)
+    records = production_patterns.observed_job(workers=2)
     assert len(records) == 60
     assert len({r.worker for r in records}) == 2
     assert all(r.queued_seconds >= 0 and r.run_seconds > 0 for r in records)
@@ -247,7 +241,7 @@ def test_job_runner_stops_when_its_stdin_closes(tmp_path):
 
     log = tmp_path / "log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "helpers.job_runner", "--jobs", "50", "--seconds", "0.05",
+        [sys.executable, "-m", "helpers.servers.job_runner", "--jobs", "50", "--seconds", "0.05",
          "--workers", "1", "--log", str(log)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert process.stdout.readline().strip() == "ready"
@@ -267,7 +261,7 @@ def test_numpy_and_python_agree_and_numpy_wins():
     points, centres = serial_first.make_points(3000)
     import numpy as np
 
-    expected = production_tasks.nearest_centres(points, centres)
+    expected = production.nearest_centres(points, centres)
     got = serial_first.nearest_centres_numpy(np.array(points), np.array(centres)).tolist()
     assert got == expected
     rows = serial_first.compare(python_seconds=0.1, repeats=2, workers=2)

@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from helpers import gil_experiments, interpreters, machine, races
-from helpers.cpu_sampler import CpuSampler
+from helpers.core import machine, paths
+from helpers.core.cpu_sampler import CpuSampler
+from helpers.experiments import gil, interpreters, races
 
 
 def test_the_widened_race_loses_updates_and_the_lock_fixes_it():
@@ -32,7 +33,7 @@ def test_race_refuses_silly_sizes():
 def test_the_sampler_sees_processes_use_more_cpus_than_gil_bound_threads():
     if machine.usable_cpus() < 2:
         pytest.skip("one usable CPU: processes cannot use more CPUs than threads here")
-    thread_run, process_run = gil_experiments.cpu_use("python", 2)
+    thread_run, process_run = gil.cpu_use("python", 2)
     assert thread_run.samples and process_run.samples
     assert process_run.median_busy > thread_run.median_busy + 0.4
 
@@ -47,8 +48,9 @@ def test_the_sampler_stops_with_its_block():
 
 def test_thread_sweep_runs_as_a_module_with_only_the_standard_library(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PYTHONPATH"] = str(interpreters.COURSE_ROOT)
-    run = subprocess.run([sys.executable, "-S", "-m", "helpers.thread_sweep", "--threads", "1,2",
+    env["PYTHONPATH"] = str(paths.REPO_ROOT)
+    run = subprocess.run([sys.executable, "-S", "-m", "helpers.tasks.thread_sweep",
+                          "--threads", "1,2",
                           "--workloads", "python,sha256", "--tasks", "4", "--repeats", "1",
                           "--task-ms", "2"], capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 0, run.stderr  # -S: no site-packages at all
@@ -105,9 +107,9 @@ def test_the_sweep_in_every_other_real_interpreter_found():
 
 
 def test_sweeps_and_summary_small():
-    sweeps = gil_experiments.thread_sweeps(["python", "sha256"], [1, 2], budget_seconds=0.3)
+    sweeps = gil.thread_sweeps(["python", "sha256"], [1, 2], budget_seconds=0.3)
     assert set(sweeps) == {"python", "sha256"}
     assert all(r.executor == "thread" for r in sweeps.values())
-    rows = gil_experiments.summary("sha256", workers=2, task_seconds=0.005, repeats=1)
+    rows = gil.summary("sha256", workers=2, task_seconds=0.005, repeats=1)
     assert [r.label for r in rows][:2] == ["serial", "2 threads"]
     assert rows[0].speedup == pytest.approx(1.0)

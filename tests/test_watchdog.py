@@ -14,7 +14,7 @@ PARENT = """
 import sys, time
 from concurrent.futures import ProcessPoolExecutor
 import multiprocessing
-from helpers import watchdog
+from helpers.core import watchdog
 import os
 
 if __name__ == "__main__":
@@ -38,7 +38,7 @@ def test_workers_exit_when_the_parent_is_killed(tmp_path, method):
 def test_workers_ignore_sigint():
     from concurrent.futures import ProcessPoolExecutor
 
-    from helpers import watchdog
+    from helpers.core import watchdog
 
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                              initializer=watchdog.worker_setup) as pool:

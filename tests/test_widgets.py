@@ -2,7 +2,8 @@
 
 import pytest
 
-from helpers import experiments, widgets
+from helpers.experiments import strong_scaling
+from helpers.view import widgets
 
 
 def outputs_text(dashboard):
@@ -14,7 +15,7 @@ def outputs_text(dashboard):
 def dashboard(quick):
     def small(**arguments):
         arguments.update(repeats=1, budget_seconds=0.3)
-        return experiments.run_scaling(**arguments)
+        return strong_scaling.run_scaling(**arguments)
 
     return widgets.ScalingDashboard(run=small)
 

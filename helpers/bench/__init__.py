@@ -7,11 +7,14 @@ Suites:
     threads vs processes, task size, per-task overhead, event-loop lag, start methods,
     BLAS threads in worker processes; and a "why no speedup?" diagnosis.
 
-``pool``
+``pool`` (``pool_suite.py``)
     WorkerPool against ProcessPoolExecutor, multiprocessing.Pool and joblib: per-task
     overhead, auto-chunked map, coarse-task speedup, time to first result.
 
 Each suite measures side by side in one run (interleaved repeats, medians), prints
 ratios against the course's targets, and writes one JSON document in the course's
-result schema, with the machine card of the machine it ran on.
+result schema, with the machine card of the machine it ran on. ``diagnosis.py`` reads a
+course result and answers "why no speedup?" with ranked, quoted evidence.
+
+The benchmark runs experiments (``helpers.experiments``); no experiment imports it.
 """

@@ -3,7 +3,7 @@
 ``python -m helpers.bench [--quick] [--output F]``
     the whole course benchmark (see ``helpers.bench.suite``): what notebook 10 runs
 ``python -m helpers.bench pool [--quick] [--methods fork,spawn] [--output F]``
-    the pool benchmark from notebook 05 (see ``helpers.bench.pool_overhead``)
+    the pool benchmark from notebook 05 (see ``helpers.bench.pool_suite``)
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import multiprocessing
 import sys
 from pathlib import Path
 
-from .. import config, measure
-from . import pool_overhead, suite
+from helpers.bench import pool_suite, suite
+from helpers.core import config, measure
 
 SUITES = ("course", "pool")
 
@@ -54,9 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--repeats must be 1 to 50")
 
     if args.suite == "pool":
-        document = pool_overhead.run(quick=quick, methods=methods or default_methods(),
+        document = pool_suite.run(quick=quick, methods=methods or default_methods(),
                                      repeats=repeats, progress=sys.stderr)
-        text = pool_overhead.report(document)
+        text = pool_suite.report(document)
     else:
         if len(methods) > 1:
             parser.error("the course benchmark uses one start method; give one to --methods")

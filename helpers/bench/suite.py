@@ -32,11 +32,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
-from .. import config, eventloop, experiments, machine, measure, workloads
-from ..joblib_backend import joblib_session
-from ..measure import Measurement
-from ..pool import WorkerPool
-from . import pool_overhead
+from helpers.bench import diagnosis
+from helpers.core import config, machine, measure, workloads
+from helpers.core.measure import Measurement
+from helpers.experiments import eventloop, pool_overhead, strong_scaling
+from helpers.pool import WorkerPool
+from helpers.pool.joblib_backend import joblib_session
 
 PARTS = ("scaling", "task-size", "overhead", "event-loop", "start-methods", "blas")
 SCALING_WORKLOADS = ("python", "sha256")
@@ -72,7 +73,7 @@ class Plan:
         if method not in multiprocessing.get_all_start_methods():
             raise ValueError(f"start method {method!r} is not available here; choose from "
                              f"{', '.join(multiprocessing.get_all_start_methods())}")
-        counts = experiments.default_worker_counts(usable)
+        counts = strong_scaling.default_worker_counts(usable)
         if quick:  # at most four worker counts: 1, 2, half and all of the usable CPUs
             counts = sorted({1, min(2, usable), max(1, usable // 2), usable})
             return cls("quick", repeats, counts, method, 0.02, 4.0, (0.1, 1.0, 10.0), 0.25,
@@ -119,9 +120,9 @@ def _run_job(executor: str, workers: int, plan: Plan, fn: Callable[[int], Any], 
     elif executor == "WorkerPool":
         pool = WorkerPool(workers, mp_context=config.mp_context(plan.start_method))
     else:
-        pool = experiments.make_executor("process", workers, plan.start_method)
+        pool = strong_scaling.make_executor("process", workers, plan.start_method)
     try:
-        experiments.warm_up(pool, workers)
+        strong_scaling.warm_up(pool, workers)
         start = time.perf_counter()
         futures = [pool.submit(fn, units) for _ in range(tasks)]
         for future in futures:
@@ -179,12 +180,12 @@ def task_size(plan: Plan, say: Callable[[str], None]) -> list[Measurement]:
     context = config.mp_context(plan.start_method)
     pools: dict[str, Any] = {
         "WorkerPool": WorkerPool(workers, mp_context=context),
-        "ProcessPoolExecutor": experiments.make_executor("process", workers, plan.start_method),
+        "ProcessPoolExecutor": strong_scaling.make_executor("process", workers, plan.start_method),
     }
     records = []
     try:
         for pool in pools.values():
-            experiments.warm_up(pool, workers)
+            strong_scaling.warm_up(pool, workers)
         configs = [(size, executor) for size in plan.task_sizes_ms
                    for executor in ("serial", *pools)]
         for repeat, (size_ms, executor) in measure.interleaved(configs, plan.repeats):
@@ -302,7 +303,7 @@ def blas(plan: Plan, say: Callable[[str], None]) -> list[Measurement]:
         limit = {"initializer": workloads.limit_blas_threads, "initargs": (1,)} \
             if name.endswith("1 BLAS thread") else {}
         with WorkerPool(size, mp_context=context, **limit) as pool:
-            experiments.warm_up(pool, size)
+            strong_scaling.warm_up(pool, size)
             pool.submit(workloads.blas_matmul, 1).result()
             start = time.perf_counter()
             for _ in pool.map(workloads.blas_matmul, [10] * tasks, chunksize=1):
@@ -517,7 +518,7 @@ def report(document: dict[str, Any]) -> str:
                      "slower than one BLAS thread per worker")
     for part, reason in document.get("skipped", {}).items():
         lines.append(f"{part}: skipped, {reason}")
-    findings = machine.why_no_speedup(document)
+    findings = diagnosis.why_no_speedup(document)
     lines.append("\nwhy no speedup? " + ("nothing found" if not findings else ""))
     for rank, finding in enumerate(findings, 1):
         lines.append(f"  {rank}. {finding.title}: {finding.evidence} Fix: {finding.fix}")

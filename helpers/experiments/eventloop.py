@@ -1,0 +1,265 @@
+"""Notebook 01's experiments: what CPU-bound work does to an asyncio event loop.
+
+One experiment, five ways to run the same CPU work next to an I/O-bound server::
+
+    loopback server (asyncio) ◄── clients: requests that each wait 5 ms (I/O-bound)
+    heartbeat coroutine: wakes every 5 ms and records how *late* it woke (the loop lag)
+    after a quiet start: N CPU tasks, run by one of
+        "inline"               called directly in a coroutine: the loop stops
+        "to_thread"            asyncio.to_thread: the loop runs, but the GIL is shared
+        "WorkerPool"           loop.run_in_executor(WorkerPool): other processes
+        "ProcessPoolExecutor"  loop.run_in_executor(ProcessPoolExecutor)
+        "chunks"               the work cut in slices, await asyncio.sleep(0) between them
+    ──> LoopRun: lag samples over time, requests served, CPU phase start and end
+
+Every coroutine here runs in Jupyter's own loop (``await lag_experiment(...)`` in a
+cell) and in a script (``run_lag_experiment(...)``, which calls ``asyncio.run``). The
+server listens on 127.0.0.1 only and uses a bounded number of sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from helpers.core import config, watchdog, workloads
+from helpers.pool import WorkerPool
+
+STRATEGIES = ("inline", "to_thread", "WorkerPool", "ProcessPoolExecutor", "chunks")
+HEARTBEAT_SECONDS = 0.005
+REQUEST_WAIT_SECONDS = 0.005  # what the server "waits on" per request (a database, say)
+CLIENTS = 20  # concurrent client connections during the lag experiment
+CHUNK_SECONDS = 0.005  # the "chunks" strategy yields to the loop this often
+
+
+# --- the loop's strength: many waits at once ---
+
+
+async def many_sleeps(count: int = 10_000, seconds: float = 0.1) -> float:
+    """Start ``count`` coroutines that each sleep ``seconds``; return the wall time."""
+    if not 1 <= count <= 100_000:
+        raise ValueError(f"count must be 1 to 100000, got {count!r}")
+    start = time.perf_counter()
+    await asyncio.gather(*(asyncio.sleep(seconds) for _ in range(count)))
+    return time.perf_counter() - start
+
+
+async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """One client connection: for each line, wait (I/O-bound), then answer."""
+    try:
+        while line := await reader.readline():
+            await asyncio.sleep(REQUEST_WAIT_SECONDS)
+            writer.write(b"ok " + line)
+            await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+
+
+class LoopbackServer:
+    """An asyncio server on 127.0.0.1 and a free port; ``async with`` starts and stops it."""
+
+    async def __aenter__(self) -> LoopbackServer:
+        self.server = await asyncio.start_server(_handle, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+
+async def _client(port: int, requests: int | None, stop: asyncio.Event,
+                  served: list[float]) -> None:
+    """One connection sending requests one after another; records when each answer came."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        sent = 0
+        while not stop.is_set() and (requests is None or sent < requests):
+            writer.write(b"ping\n")
+            await writer.drain()
+            await reader.readline()
+            served.append(time.perf_counter())
+            sent += 1
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def serve_requests(requests: int = 300, concurrency: int = 100) -> tuple[float, int]:
+    """Send ``requests`` requests over ``concurrency`` connections to a loopback server.
+
+    Returns (wall seconds, requests answered). Connections are bounded by
+    ``concurrency`` (at most 200), so this stays within any default file limit.
+    """
+    if not 1 <= concurrency <= 200:
+        raise ValueError(f"concurrency must be 1 to 200, got {concurrency!r}")
+    served: list[float] = []
+    per_client, extra = divmod(requests, concurrency)
+    async with LoopbackServer() as server:
+        start = time.perf_counter()
+        await asyncio.gather(*(
+            _client(server.port, per_client + (1 if i < extra else 0), asyncio.Event(), served)
+            for i in range(concurrency)))
+        return time.perf_counter() - start, len(served)
+
+
+# --- the loop's weakness: CPU work ---
+
+
+@dataclass
+class LoopRun:
+    """One lag experiment: the loop's lateness over time while CPU work ran."""
+
+    strategy: str
+    cpu_tasks: int
+    cpu_task_seconds: float
+    cpu_start: float  # seconds since the run began
+    cpu_end: float
+    lag: list[tuple[float, float]] = field(default_factory=list)  # (time, lag), seconds
+    answered: list[float] = field(default_factory=list)  # times requests were answered
+
+    @property
+    def max_lag(self) -> float:
+        return max((lag for _, lag in self.lag), default=0.0)
+
+    def requests_per_second(self, during_cpu: bool = True) -> float:
+        """Requests answered per second during the CPU phase (or outside it)."""
+        if during_cpu:
+            window = [t for t in self.answered if self.cpu_start <= t <= self.cpu_end]
+            span = self.cpu_end - self.cpu_start
+        else:
+            window = [t for t in self.answered if t < self.cpu_start]
+            span = self.cpu_start
+        return len(window) / span if span > 0 else 0.0
+
+    @property
+    def cpu_seconds(self) -> float:
+        """Wall time the CPU work took."""
+        return self.cpu_end - self.cpu_start
+
+
+async def _heartbeat(samples: list[tuple[float, float]], origin: float) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        expected = loop.time() + HEARTBEAT_SECONDS
+        await asyncio.sleep(HEARTBEAT_SECONDS)
+        now = loop.time()
+        samples.append((time.perf_counter() - origin, max(0.0, now - expected)))
+
+
+def _cpu_runner(strategy: str, executor: Executor | None,
+                calibration: workloads.Calibration) -> Callable[[int], Awaitable[Any]]:
+    """A coroutine function running one CPU task of ``units`` by ``strategy``."""
+    loop = asyncio.get_running_loop()
+    step = calibration.units_for(CHUNK_SECONDS)
+
+    async def chunks(units: int) -> None:
+        """The same work in slices of about CHUNK_SECONDS, yielding to the loop in between."""
+        done = 0
+        while done < units:
+            workloads.python_loop(min(step, units - done))
+            done += step
+            await asyncio.sleep(0)
+
+    async def inline(units: int) -> Any:
+        return workloads.python_loop(units)
+
+    async def to_thread(units: int) -> Any:
+        return await asyncio.to_thread(workloads.python_loop, units)
+
+    async def offload(units: int) -> Any:
+        return await loop.run_in_executor(executor, workloads.python_loop, units)
+
+    return {"inline": inline, "to_thread": to_thread, "chunks": chunks,
+            "WorkerPool": offload, "ProcessPoolExecutor": offload}[strategy]
+
+
+def _make_executor(strategy: str, workers: int, start_method: str | None) -> Executor | None:
+    context = config.mp_context(start_method)
+    if strategy == "WorkerPool":
+        return WorkerPool(workers, mp_context=context)
+    if strategy == "ProcessPoolExecutor":
+        return ProcessPoolExecutor(workers, mp_context=context,
+                                   initializer=watchdog.worker_setup)
+    return None
+
+
+async def lag_experiment(strategy: str = "inline", *, cpu_tasks: int = 2,
+                         cpu_task_seconds: float = 0.3, workers: int = 2,
+                         quiet_seconds: float = 0.2, start_method: str | None = None,
+                         calibration: workloads.Calibration | None = None) -> LoopRun:
+    """Serve requests, then run ``cpu_tasks`` CPU tasks by ``strategy``; record the loop lag.
+
+    Await it in a notebook (Jupyter's loop is already running); from a script use
+    :func:`run_lag_experiment`.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy {strategy!r} is not one of: {', '.join(STRATEGIES)}")
+    if not 0.001 <= cpu_task_seconds <= 3.0:
+        raise ValueError(f"cpu_task_seconds={cpu_task_seconds!r} is out of range: "
+                         "use 0.001 to 3 s")
+    if not 1 <= cpu_tasks <= 16:
+        raise ValueError(f"cpu_tasks must be 1 to 16, got {cpu_tasks!r}")
+    if calibration is None or calibration.workload != "python":
+        calibration = workloads.calibrate("python", budget_seconds=0.2)
+    units = calibration.units_for(cpu_task_seconds)
+    executor = _make_executor(strategy, workers, start_method)
+    try:
+        if executor is not None:  # start and warm the pool before the clock starts
+            loop = asyncio.get_running_loop()
+            await asyncio.gather(*(loop.run_in_executor(executor, workloads.sleep_io, 20)
+                                   for _ in range(2 * workers)))
+        run_one = _cpu_runner(strategy, executor, calibration)
+        return await _measure(strategy, run_one, units, cpu_tasks, cpu_task_seconds,
+                              quiet_seconds)
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+
+async def _measure(strategy: str, run_one: Callable[[int], Awaitable[Any]], units: int,
+                   cpu_tasks: int, cpu_task_seconds: float, quiet_seconds: float) -> LoopRun:
+    origin = time.perf_counter()
+    samples: list[tuple[float, float]] = []
+    answered: list[float] = []
+    stop = asyncio.Event()
+    async with LoopbackServer() as server:
+        beat = asyncio.create_task(_heartbeat(samples, origin))
+        clients = [asyncio.create_task(_client(server.port, None, stop, answered))
+                   for _ in range(CLIENTS)]
+        try:
+            await asyncio.sleep(quiet_seconds)
+            cpu_start = time.perf_counter() - origin
+            await asyncio.gather(*(run_one(units) for _ in range(cpu_tasks)))
+            cpu_end = time.perf_counter() - origin
+            await asyncio.sleep(quiet_seconds)
+        finally:
+            stop.set()
+            beat.cancel()
+            await asyncio.gather(*clients, return_exceptions=True)
+            await asyncio.gather(beat, return_exceptions=True)
+    return LoopRun(strategy, cpu_tasks, cpu_task_seconds, cpu_start, cpu_end, samples,
+                   [t - origin for t in answered])
+
+
+def run_lag_experiment(strategy: str = "inline", **options: Any) -> LoopRun:
+    """The same as ``await lag_experiment(...)``, for scripts (it calls ``asyncio.run``)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(lag_experiment(strategy, **options))
+    raise RuntimeError("an event loop is already running here (Jupyter runs one): "
+                       "use `await lag_experiment(...)` instead")
+
+
+async def compare_strategies(strategies: tuple[str, ...] = STRATEGIES,
+                             **options: Any) -> list[LoopRun]:
+    """Run :func:`lag_experiment` once per strategy, one after the other."""
+    calibration = workloads.calibrate("python", budget_seconds=config.budget(0.5, 0.2))
+    return [await lag_experiment(s, calibration=calibration, **options) for s in strategies]

@@ -1,0 +1,255 @@
+"""Notebook 04's experiments: joblib's backends, batching, streaming, memmapping, caching,
+and oversubscription.
+
+::
+
+    where_tasks_run      backend / prefer / require ──> which pid and thread ran the tasks
+    cpu_counts           os.cpu_count | joblib.cpu_count (n_jobs=-1) | the machine card
+    backends             serial | loky | threading | multiprocessing | worker-pool, on
+                         pure-Python and GIL-releasing work ──> speedup (median, range)
+    batching             tiny tasks: batch_size="auto" vs 1; and a job where "auto" guesses wrong
+    streaming            return_as="generator": results while the others still run
+    memmapping           a big array to every task: memory-mapped (default) vs pickled
+    caching              joblib.Memory: the first call computes, the second reads the cache
+    oversubscription     workers × BLAS threads per worker ──> seconds (a heatmap)
+
+Every experiment stops joblib's reusable loky workers when it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from helpers.core import config, machine, measure, workloads
+from helpers.pool.joblib_backend import BACKEND_NAME, joblib_session, register
+from helpers.tasks.arrays import expensive_features, slice_sum_and_memory, where_am_i
+
+BACKENDS = ("loky", "threading", "multiprocessing", BACKEND_NAME)
+
+
+def _parallel(**options: Any) -> Any:
+    """A ``joblib.Parallel`` with the course's backend registered; use it in a ``with``
+    block, which keeps its workers for every call inside."""
+    from joblib import Parallel
+
+    register()
+    return Parallel(**options)
+
+
+def where_tasks_run(n_jobs: int = 2) -> list[dict[str, Any]]:
+    """For each way of asking, the processes and threads that actually ran 4 × n_jobs tasks."""
+    from joblib import delayed
+
+    asks = [("backend='loky' (the default)", {"backend": "loky"}),
+            ("backend='threading'", {"backend": "threading"}),
+            ("prefer='threads'", {"prefer": "threads"}),
+            ("require='sharedmem'", {"require": "sharedmem"}),
+            (f"backend='{BACKEND_NAME}'", {"backend": BACKEND_NAME})]
+    rows = []
+    with joblib_session():
+        for label, options in asks:
+            with _parallel(n_jobs=n_jobs, **options) as parallel:
+                ran = parallel(delayed(where_am_i)(i) for i in range(4 * n_jobs))
+            pids = {pid for pid, _ in ran}
+            rows.append({"asked": label, "processes": len(pids),
+                         "in this process": os.getpid() in pids,
+                         "threads": sorted({name for _, name in ran})})
+    return rows
+
+
+def cpu_counts() -> dict[str, int]:
+    """The CPU counts a learner meets: the machine's, joblib's (n_jobs=-1), the course's."""
+    import joblib
+
+    return {"os.cpu_count()": os.cpu_count() or 1,
+            "joblib.cpu_count() (what n_jobs=-1 uses)": joblib.cpu_count(),
+            "machine card: usable CPUs": machine.usable_cpus()}
+
+
+def backends(workloads_: tuple[str, ...] = ("python", "sha256"), n_jobs: int | None = None,
+             task_ms: float = 20, tasks: int | None = None, repeats: int | None = None
+             ) -> list[dict[str, Any]]:
+    """Speedup over a serial loop of each backend, per workload (median and range)."""
+    from joblib import delayed
+
+    n_jobs = n_jobs or machine.usable_cpus()
+    tasks = tasks or 4 * n_jobs * int(config.budget(2, 1))
+    repeats = repeats or int(config.budget(3, 2))
+    rows = []
+    with joblib_session():
+        for name in workloads_:
+            calibration = workloads.calibrate(name, budget_seconds=0.2)
+            fn, units = workloads.get(name).function, calibration.units_for(task_ms / 1000)
+            times: dict[str, list[float]] = {c: [] for c in ("serial", *BACKENDS)}
+            with contextlib.ExitStack() as stack:
+                runners = {backend: stack.enter_context(_parallel(n_jobs=n_jobs, backend=backend))
+                           for backend in BACKENDS}
+                for runner in runners.values():  # start every backend's workers (not timed)
+                    runner(delayed(workloads.sleep_io)(20) for _ in range(2 * n_jobs))
+                for _, chosen in measure.interleaved(list(times), repeats):
+                    start = time.perf_counter()
+                    if chosen == "serial":
+                        for _ in range(tasks):
+                            fn(units)
+                    else:
+                        runners[chosen](delayed(fn)(units) for _ in range(tasks))
+                    times[chosen].append(time.perf_counter() - start)
+            serial = statistics.median(times["serial"])
+            for backend in BACKENDS:
+                s = measure.spread(serial / t for t in times[backend])
+                rows.append({"workload": name, "backend": backend, "n_jobs": n_jobs,
+                             "speedup": s.median, "low": s.low, "high": s.high})
+    return rows
+
+
+def batching(n_jobs: int = 2, tiny_tasks: int | None = None, repeats: int | None = None
+             ) -> list[dict[str, Any]]:
+    """Tiny tasks with batch_size='auto' vs 1; then a job of many tiny tasks followed by a
+    few heavy ones, where the batch size learned on the tiny tasks is far too big."""
+    from joblib import delayed
+
+    tiny_tasks = tiny_tasks or int(config.budget(10_000, 4_000))
+    repeats = repeats or int(config.budget(3, 2))
+    heavy_units = workloads.calibrate("python", budget_seconds=0.2).units_for(0.02)
+    uneven = [0] * (tiny_tasks // 2) + [heavy_units] * (4 * n_jobs)
+    shuffled = list(uneven)
+    random.Random(0).shuffle(shuffled)
+    jobs = {"tiny tasks": [0] * tiny_tasks, "tiny, then heavy": uneven,
+            "tiny and heavy, shuffled": shuffled}
+    rows = []
+    with joblib_session():
+        for job, sizes in jobs.items():
+            serial = measure.timed(lambda sizes=sizes: [workloads.python_loop(n) for n in sizes])[0]
+            for batch_size in ("auto", 1):
+                with _parallel(n_jobs=n_jobs, backend="loky", batch_size=batch_size) as runner:
+                    runner(delayed(workloads.noop)(i) for i in range(2 * n_jobs))
+                    seconds = [measure.timed(lambda r=runner, s=sizes: r(
+                        delayed(workloads.python_loop)(n) for n in s))[0]
+                        for _ in range(repeats)]
+                s = measure.spread(seconds)
+                rows.append({"job": job, "tasks": len(sizes), "batch_size": str(batch_size),
+                             "seconds": s.median, "low": s.low, "high": s.high,
+                             "serial_seconds": serial, "speedup": serial / s.median})
+    return rows
+
+
+def streaming(n_jobs: int = 2, tasks: int = 16, task_ms: float = 30) -> Iterator[Any]:
+    """Results one by one as workers finish them (``return_as="generator_unordered"``)."""
+    from joblib import delayed
+
+    units = workloads.calibrate("python", budget_seconds=0.2).units_for(task_ms / 1000)
+    with joblib_session():
+        with _parallel(n_jobs=n_jobs, return_as="generator_unordered") as runner:
+            yield from runner(delayed(workloads.python_loop)(units) for _ in range(tasks))
+
+
+def memmapping(megabytes: int | None = None, n_jobs: int = 2, tasks: int = 8
+               ) -> list[dict[str, Any]]:
+    """A big array handed to every task: joblib's memory map (default) against pickling it."""
+    import numpy as np
+    from joblib import delayed
+
+    megabytes = megabytes or int(config.budget(200, 64))
+    array = np.ones(megabytes * 2**20 // 8)
+    step = len(array) // tasks
+    rows = []
+    with joblib_session():
+        with _parallel(n_jobs=n_jobs, backend="loky") as parallel:
+            baseline = parallel(delayed(slice_sum_and_memory)(np.ones(8), 0, 8)
+                                for _ in range(2 * n_jobs))
+        idle = [m for _, m in baseline if m is not None]
+        for label, max_nbytes in (("memory-mapped (max_nbytes='1M', the default)", "1M"),
+                                  ("pickled to each task (max_nbytes=None)", None)):
+            with _parallel(n_jobs=n_jobs, backend="loky", max_nbytes=max_nbytes) as runner:
+                runner(delayed(workloads.noop)(i) for i in range(2 * n_jobs))
+                start = time.perf_counter()
+                results = runner(delayed(slice_sum_and_memory)(array, i * step, (i + 1) * step)
+                                 for i in range(tasks))
+                seconds = time.perf_counter() - start
+            memory = [m for _, m in results if m is not None]
+            rows.append({"how": label, "array_mib": megabytes, "seconds": seconds,
+                         "worker_private_mib": max(memory) if memory else None,
+                         "idle_worker_private_mib": max(idle) if idle else None,
+                         "correct": sum(s for s, _ in results) == float(len(array) // tasks
+                                                                        * tasks)})
+    return rows
+
+
+def caching(rows: int | None = None) -> dict[str, float]:
+    """joblib.Memory: seconds for the first call (computed) and the second (from disk)."""
+    from joblib import Memory
+
+    rows = rows or int(config.budget(3000, 1500))
+    location = tempfile.mkdtemp(prefix="course-joblib-cache-")
+    try:
+        memory = Memory(location, verbose=0)
+        cached = memory.cache(expensive_features)
+        first, result = measure.timed(lambda: cached(rows))
+        second, again = measure.timed(lambda: cached(rows))
+        other, _ = measure.timed(lambda: cached(rows, seed=1))
+        return {"first call (computed)": first, "second call (read from the cache)": second,
+                "new argument (computed again)": other,
+                "same result": bool((result == again).all())}
+    finally:
+        shutil.rmtree(location, ignore_errors=True)
+
+
+def oversubscription(workers: list[int] | None = None, threads: list[int] | None = None,
+                     tasks: int | None = None, repeats: int | None = None) -> dict[str, Any]:
+    """Seconds for one NumPy job with every (joblib workers, BLAS threads per worker) pair:
+    the median of ``repeats`` runs, and the range."""
+    from joblib import delayed, parallel_config
+
+    usable = machine.usable_cpus()
+    workers = workers or sorted({1, usable, 2 * usable})
+    threads = threads or sorted({1, usable, 2 * usable})
+    tasks = tasks or 4 * max(workers)
+    repeats = repeats or int(config.budget(3, 2))
+    seconds: dict[tuple[int, int], float] = {}
+    ranges: dict[tuple[int, int], tuple[float, float]] = {}
+    with joblib_session():
+        for w in workers:
+            for t in threads:
+                with parallel_config(backend="loky", inner_max_num_threads=t), \
+                        _parallel(n_jobs=w) as runner:
+                    runner(delayed(workloads.blas_matmul)(1) for _ in range(w))  # start, warm
+                    runs = measure.spread(measure.timed(lambda r=runner: r(
+                        delayed(workloads.blas_matmul)(6) for _ in range(tasks)))[0]
+                        for _ in range(repeats))
+                    seconds[(w, t)], ranges[(w, t)] = runs.median, (runs.low, runs.high)
+    return {"workers": workers, "threads": threads, "tasks": tasks, "usable": usable,
+            "repeats": repeats, "seconds": seconds, "ranges": ranges}
+
+
+def explain_oversubscription(heat: dict[str, Any]) -> str:
+    """What the heatmap shows, in Markdown, with its own numbers."""
+    seconds, usable = heat["seconds"], heat["usable"]
+    best = min(seconds, key=seconds.get)
+    near = sorted(cell for cell, s in seconds.items() if s <= 1.1 * seconds[best])
+    worst = max(seconds, key=seconds.get)
+    crowded = [s for (w, t), s in seconds.items() if w > 1 and w * t > usable]
+    lines = [f"- Fastest: **{best[0]} worker(s) × {best[1]} BLAS thread(s)**, "
+             f"{seconds[best]:.2f} s; within 10 % of it: "
+             + ", ".join(f"{w}×{t}" for w, t in near) + ".",
+             f"- Slowest: {worst[0]} workers × {worst[1]} threads = {worst[0] * worst[1]} busy "
+             f"threads on {usable} CPUs, {seconds[worst]:.2f} s "
+             f"({seconds[worst] / seconds[best]:.1f}× the fastest)."]
+    if crowded:
+        lines.append(f"- Every cell with several workers *and* more threads in all than CPUs "
+                     f"took {min(crowded) / seconds[best]:.1f}–{max(crowded) / seconds[best]:.1f}× "
+                     "the fastest: the threads take turns, and BLAS threads that spin while "
+                     "they wait for each other waste the turns they get.")
+    single = [seconds[(1, t)] for t in heat["threads"] if (1, t) in seconds]
+    if single:
+        lines.append(f"- One worker with more BLAS threads than CPUs: {min(single):.2f}–"
+                     f"{max(single):.2f} s. One process's threads cooperate; threads of "
+                     "different processes do not know about each other.")
+    return "\n".join(lines)

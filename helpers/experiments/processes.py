@@ -1,0 +1,328 @@
+"""Notebook 03's experiments: what processes cost, and the pitfalls of using them.
+
+::
+
+    start_method_costs   fork | forkserver | spawn ──> time to first result, USS/PSS per worker
+    fork_with_threads    this kernel's threads, and what fork() warns about them
+    in_a_pool            run a function in a fresh pool: its result, or the error, caught
+    guard_demo           a script without / with `if __name__ == "__main__"`, under spawn
+    random_draws         NumPy's global generator after fork, the random module, seeded tasks
+    queue_logging        log records from workers, through a QueueHandler, to this process
+    remote_traceback     the worker's traceback, as ProcessPoolExecutor hands it back
+    pickling_costs       payload size ──> pickling time and a round trip through a worker
+    break_even           task duration × chunk size ──> speedup (where parallelism loses)
+    chunk_run            one map with a timeline, for the dashboard
+
+Every pool and process started here is stopped before the function returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import multiprocessing
+import os
+import pickle
+import signal
+import statistics
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import traceback
+import warnings
+from concurrent.futures import ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from helpers.core import config, machine, measure, paths, watchdog, workloads
+from helpers.core.trace import TaskRecord
+from helpers.pool import WorkerPool
+from helpers.tasks import pitfalls
+
+# --- start methods ---
+
+
+def start_method_costs(methods: list[str] | None = None, workers: int = 2,
+                       repeats: int | None = None) -> list[dict[str, Any]]:
+    """Per start method: time until a fresh pool returns its first result, and the memory
+    each worker uses of its own (USS) and its share of shared pages (PSS), in MiB."""
+    import psutil
+
+    methods = methods or multiprocessing.get_all_start_methods()
+    repeats = repeats or int(config.budget(5, 3))
+    first: dict[str, list[float]] = {m: [] for m in methods}
+    memory: dict[str, list[tuple[float, float]]] = {m: [] for m in methods}
+    for _, method in measure.interleaved(methods, repeats):
+        start = time.perf_counter()
+        with WorkerPool(workers, mp_context=multiprocessing.get_context(method)) as pool:
+            pool.submit(workloads.noop).result()
+            first[method].append(time.perf_counter() - start)
+            wait([pool.submit(workloads.sleep_io, 20) for _ in range(2 * workers)])
+            for pid in pool.worker_pids():
+                info = psutil.Process(pid).memory_full_info()
+                memory[method].append((info.uss / 2**20, getattr(info, "pss", 0) / 2**20))
+    rows = []
+    for method in methods:
+        s = measure.spread(first[method])
+        rows.append({"method": method, "first_result_ms": s.median * 1000,
+                     "low_ms": s.low * 1000, "high_ms": s.high * 1000,
+                     "uss_mib": statistics.median(u for u, _ in memory[method]),
+                     "pss_mib": statistics.median(p for _, p in memory[method])})
+    return rows
+
+
+def fork_with_threads() -> tuple[list[str], list[str]]:
+    """(names of this process's threads, warnings raised by forking a child here)."""
+    names = [t.name for t in threading.enumerate()]
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return names, ["this OS has no fork()"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        child = multiprocessing.get_context("fork").Process(target=workloads.noop)
+        child.start()
+        child.join()
+    return names, [str(w.message) for w in caught]
+
+
+# --- pitfalls ---
+
+
+def in_a_pool(fn: Any, method: str, *args: Any, timeout: float = 30) -> str:
+    """Run ``fn(*args)`` in a fresh 1-worker ProcessPoolExecutor; say what happened."""
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(method),
+                               initializer=watchdog.worker_setup)
+    try:
+        return f"result: {pool.submit(fn, *args).result(timeout)!r}"
+    except BrokenProcessPool as error:
+        return (f"{type(error).__name__}: {error} (the worker died while unpickling the task; "
+                "its own traceback went to the terminal, not to this notebook)")
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+GUARD_SCRIPT = """\
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from helpers.core import workloads
+{body}
+"""
+UNGUARDED = """
+with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+    print(list(pool.map(workloads.noop, range(4))))
+"""
+GUARDED = """
+if __name__ == "__main__":
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        print(list(pool.map(workloads.noop, range(4))))
+"""
+
+
+@dataclass
+class ScriptRun:
+    name: str
+    source: str
+    returncode: int
+    output: str  # the last lines of stdout and stderr
+
+
+def guard_demo(directory: Path | str) -> list[ScriptRun]:
+    """Run the same spawn-pool script without and with the ``__main__`` guard."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for name, body in (("no_guard.py", UNGUARDED), ("with_guard.py", GUARDED)):
+        source = GUARD_SCRIPT.format(body=textwrap.dedent(body))
+        path = directory / name
+        path.write_text(source)
+        env = {**os.environ, "PYTHONPATH": str(paths.REPO_ROOT)}
+        script = subprocess.Popen([sys.executable, str(path)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True, env=env,
+                                  start_new_session=True)
+        try:
+            output, _ = script.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(script.pid, signal.SIGKILL)  # the script and every process it started
+            output, _ = script.communicate()
+            output += "\n(stopped after 60 s)"
+        lines = output.strip().splitlines()
+        runs.append(ScriptRun(name, source, script.returncode, "\n".join(lines[-10:])))
+    return runs
+
+
+def random_draws(method: str, tasks: int = 4, workers: int = 2) -> dict[str, list[tuple]]:
+    """(pid, number) per task from: NumPy's global generator, ``random``, seeded tasks."""
+    import numpy as np
+
+    np.random.randint(10)  # this process has used NumPy's global generator: forks copy it
+    seeds = np.random.SeedSequence(2026).spawn(tasks)
+    context = multiprocessing.get_context(method)
+    results = {}
+    for label, fn, args in (("numpy global", pitfalls.numpy_random_draw, range(tasks)),
+                            ("random module", pitfalls.stdlib_random_draw, range(tasks)),
+                            ("seeded per task", pitfalls.seeded_draw, seeds)):
+        with ProcessPoolExecutor(workers, mp_context=context,
+                                 initializer=watchdog.worker_setup) as pool:
+            results[label] = list(pool.map(fn, args))
+    return results
+
+
+def repeated_numbers(draws: list[tuple[int, int]]) -> int:
+    """How many draws repeat a number another worker already drew."""
+    first_pid: dict[int, int] = {}
+    repeats = 0
+    for pid, number in draws:
+        if number in first_pid and first_pid[number] != pid:
+            repeats += 1
+        first_pid.setdefault(number, pid)
+    return repeats
+
+
+def queue_logging(method: str, tasks: int = 4) -> list[str]:
+    """Worker log lines, sent through a queue and formatted here, in this process."""
+    context = multiprocessing.get_context(method)
+    queue = context.Queue()
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    handler = Collect()
+    handler.setFormatter(logging.Formatter("%(processName)s (pid %(process)d): %(message)s"))
+    listener = logging.handlers.QueueListener(queue, handler)
+    listener.start()
+    try:
+        with ProcessPoolExecutor(2, mp_context=context, initializer=pitfalls.setup_queue_logging,
+                                 initargs=(queue,)) as pool:
+            list(pool.map(pitfalls.log_and_square, range(tasks)))
+    finally:
+        listener.stop()
+        queue.close()
+        queue.join_thread()
+    return lines
+
+
+def remote_traceback(method: str) -> tuple[str, str]:
+    """(the error as the parent sees it, the worker's own traceback)."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(method),
+                             initializer=watchdog.worker_setup) as pool:
+        try:
+            pool.submit(pitfalls.parse_record, "a=1;b").result()
+        except ValueError as error:
+            here = "".join(traceback.format_exception_only(error)).strip()
+            remote = str(error.__cause__) if error.__cause__ is not None else "(none)"
+            return here, remote.strip()
+    return "no error", ""
+
+
+# --- what a task costs ---
+
+
+def pickling_costs(sizes: list[int] | None = None, repeats: int = 3) -> list[dict[str, float]]:
+    """Per payload size (bytes): pickle+unpickle here, and a round trip through a worker."""
+    top = 64 * 2**20 if not config.quick_mode() else 16 * 2**20
+    sizes = sizes or [2**k for k in range(10, top.bit_length()) if 2**k <= top]
+    rows = []
+    with WorkerPool(1, mp_context=config.mp_context()) as pool:
+        pool.submit(pitfalls.echo_size, b"warm").result()
+        for size in sizes:
+            payload = os.urandom(size)
+            pickled, round_trip = [], []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                pickle.loads(pickle.dumps(payload))
+                pickled.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                pool.submit(pitfalls.echo_size, payload).result()
+                round_trip.append(time.perf_counter() - start)
+            rows.append({"bytes": size, "pickle_s": statistics.median(pickled),
+                         "round_trip_s": statistics.median(round_trip),
+                         "round_trip_low": min(round_trip), "round_trip_high": max(round_trip)})
+    return rows
+
+
+def break_even(task_ms: tuple[float, ...] = (0.05, 0.2, 1.0, 5.0),
+               chunksizes: tuple[int, ...] = (1, 8, 64), workers: int | None = None,
+               job_seconds: float | None = None, repeats: int | None = None
+               ) -> list[dict[str, Any]]:
+    """Speedup of ``ProcessPoolExecutor.map`` over a serial loop, per task size and chunk size.
+
+    Each task size gets a job of about ``job_seconds`` of serial work, cut into tasks.
+    """
+    workers = workers or machine.usable_cpus()
+    job_seconds = job_seconds or config.budget(0.4, 0.2)
+    repeats = repeats or int(config.budget(3, 2))
+    calibration = workloads.calibrate("python", budget_seconds=0.2)
+    rows = []
+    with ProcessPoolExecutor(workers, mp_context=config.mp_context(),
+                             initializer=watchdog.worker_setup) as pool:
+        list(pool.map(workloads.sleep_io, [20] * (2 * workers)))
+        for ms in task_ms:
+            units = calibration.units_for(ms / 1000)
+            tasks = max(4 * workers, round(job_seconds / (ms / 1000)))
+            configs = ["serial", *chunksizes]
+            times: dict[Any, list[float]] = {c: [] for c in configs}
+            for _, chosen in measure.interleaved(configs, repeats):
+                start = time.perf_counter()
+                if chosen == "serial":
+                    for _ in range(tasks):
+                        workloads.python_loop(units)
+                else:
+                    list(pool.map(workloads.python_loop, [units] * tasks, chunksize=chosen))
+                times[chosen].append(time.perf_counter() - start)
+            serial = statistics.median(times["serial"])
+            for chunksize in chunksizes:
+                speedups = [serial / t for t in times[chunksize]]
+                s = measure.spread(speedups)
+                rows.append({"task_ms": ms, "chunksize": chunksize, "tasks": tasks,
+                             "workers": workers, "speedup": s.median, "low": s.low,
+                             "high": s.high})
+    return rows
+
+
+@dataclass
+class ChunkRun:
+    """One map over a pool, with its timeline: what the dashboard draws."""
+
+    task_ms: float
+    chunksize: int
+    workers: int
+    tasks: int
+    serial_seconds: float
+    parallel_seconds: float
+    records: list[TaskRecord]
+
+    @property
+    def speedup(self) -> float:
+        return self.serial_seconds / self.parallel_seconds
+
+
+def chunk_run(task_ms: float = 1.0, chunksize: int = 1, workers: int | None = None,
+              job_seconds: float = 0.3) -> ChunkRun:
+    """Time a job serially and as ``WorkerPool.map(chunksize=...)``, keeping the timeline."""
+    workers = workers or machine.usable_cpus()
+    if not 0.01 <= task_ms <= 2000:
+        raise ValueError(f"task_ms must be 0.01 to 2000, got {task_ms!r}")
+    if not 1 <= chunksize <= 10_000:
+        raise ValueError(f"chunksize must be 1 to 10000, got {chunksize!r}")
+    calibration = workloads.calibrate("python", budget_seconds=0.2)
+    units = calibration.units_for(task_ms / 1000)
+    tasks = min(20_000, max(2 * workers, round(job_seconds / (task_ms / 1000))))
+    start = time.perf_counter()
+    for _ in range(tasks):
+        workloads.python_loop(units)
+    serial = time.perf_counter() - start
+    with WorkerPool(workers, mp_context=config.mp_context()) as pool:
+        wait([pool.submit(workloads.sleep_io, 20) for _ in range(2 * workers)])
+        pool.trace(clear=True)
+        start = time.perf_counter()
+        list(pool.map(workloads.python_loop, [units] * tasks, chunksize=chunksize))
+        parallel = time.perf_counter() - start
+        records = pool.trace(clear=True)
+    return ChunkRun(task_ms, chunksize, workers, tasks, serial, parallel, records)

@@ -1,0 +1,122 @@
+"""Make it fast serially first: profile, vectorise, and only then parallelise (notebook 08).
+
+The job is k-means' assignment step: for each of ``n`` points, the nearest of ``k``
+centres. Three ways, timed side by side and checked to give the same labels::
+
+    pure Python, one process ──cProfile──> where the time goes (a call per pair)
+    pure Python, N processes   (the parallel fix: at best N× faster)
+    NumPy, one process         (the serial fix: one array expression, no Python loop)
+
+Parent side only (NumPy); the pure-Python version lives in ``production_tasks`` so
+worker processes can import it.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import math
+import pstats
+import random
+import time
+from typing import Any
+
+import numpy as np
+
+from helpers.core import config, machine, measure
+from helpers.experiments import strong_scaling
+from helpers.tasks import production
+
+CENTRES = 8
+
+
+def make_points(n: int, k: int = CENTRES, seed: int = 8) -> tuple[list, list]:
+    """``n`` random points and ``k`` random centres in the unit square, as lists of pairs."""
+    rng = random.Random(seed)
+    points = [(rng.random(), rng.random()) for _ in range(n)]
+    centres = [(rng.random(), rng.random()) for _ in range(k)]
+    return points, centres
+
+
+def nearest_centres_numpy(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """The same labels with no Python loop: an (n, k) table of squared distances, then argmin.
+
+    ``points[:, 0:1] - centres[:, 0]`` broadcasts an (n, 1) column against k centres.
+    """
+    dx = points[:, 0:1] - centres[:, 0]
+    dy = points[:, 1:2] - centres[:, 1]
+    return (dx * dx + dy * dy).argmin(axis=1)
+
+
+def points_for(seconds: float) -> int:
+    """How many points the pure-Python version handles in about ``seconds`` here."""
+    sample, centres = make_points(2000)
+    start = time.perf_counter()
+    production.nearest_centres(sample, centres)
+    per_point = (time.perf_counter() - start) / len(sample)
+    return max(2000, int(seconds / per_point))
+
+
+def profile_python(n: int = 20_000, top: int = 4) -> list[dict[str, Any]]:
+    """cProfile of the pure-Python version: the functions with the most time of their own."""
+    points, centres = make_points(n)
+    profiler = cProfile.Profile()
+    profiler.runcall(production.nearest_centres, points, centres)
+    stats = pstats.Stats(profiler)
+    total = stats.total_tt
+    rows = []
+    for (_, _, name), (_, calls, own, cumulative, _) in stats.stats.items():
+        if "_lsprof" in name:  # the profiler itself
+            continue
+        rows.append({"function": name, "calls": calls, "own seconds": round(own, 4),
+                     "share of time": f"{own / total:.0%}",
+                     "with callees (s)": round(cumulative, 4)})
+    rows.sort(key=lambda r: r["own seconds"], reverse=True)
+    return rows[:top]
+
+
+def compare(python_seconds: float | None = None, repeats: int | None = None,
+            workers: int | None = None) -> list[dict[str, Any]]:
+    """Time the three ways on the same points, interleaved; one row per way and repeat."""
+    python_seconds = python_seconds or config.budget(0.4, 0.15)
+    repeats = repeats or (2 if config.quick_mode() else 3)
+    workers = workers or machine.usable_cpus()
+    n = points_for(python_seconds)
+    points, centres = make_points(n)
+    array_points, array_centres = np.array(points), np.array(centres)
+    chunk = math.ceil(n / (4 * workers))
+    chunks = [points[i:i + chunk] for i in range(0, n, chunk)]
+    expected = production.nearest_centres(points, centres)
+
+    def python() -> list[int]:
+        return production.nearest_centres(points, centres)
+
+    def processes() -> list[int]:
+        labels: list[int] = []
+        for part in pool.map(production.nearest_centres, chunks,
+                             [centres] * len(chunks)):
+            labels.extend(part)
+        return labels
+
+    def vectorised() -> list[int]:
+        return nearest_centres_numpy(array_points, array_centres).tolist()
+
+    ways = {"pure Python, 1 process": python,
+            f"pure Python, {workers} processes": processes,
+            "NumPy, 1 process": vectorised}
+    rows = []
+    pool = strong_scaling.make_executor("process", workers, None)
+    try:
+        strong_scaling.warm_up(pool, workers)
+        for repeat, name in measure.interleaved(list(ways), repeats):
+            seconds, labels = measure.timed(ways[name])
+            rows.append({"way": name, "points": n, "repeat": repeat, "seconds": seconds,
+                         "same labels": labels == expected})
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return rows
+
+
+def speedups(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Median speedup of each way over the pure-Python single process (paired by repeat)."""
+    spreads = measure.speedups_over(rows, "pure Python, 1 process")
+    return {way: s.median for way, s in spreads.items()}

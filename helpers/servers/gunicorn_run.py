@@ -1,0 +1,164 @@
+"""gunicorn, started so that it never outlives the notebook that started it.
+
+::
+
+    GunicornServer(workers=2)          (the kernel)
+      binds 127.0.0.1:<free port>, passes the socket as fd://N, keeps a pipe to stdin
+      └─ python -m helpers.servers.gunicorn_run …   (gunicorn's master, the "arbiter")
+           a thread reads stdin: EOF means the kernel is gone ─> SIGTERM to itself
+           └─ N workers, forked by the master; they exit when the master does
+
+gunicorn is a real dependency (Unix only); it runs the same WSGI app as the course's
+pre-fork server (``helpers.servers.demo_app:app``). For asyncio apps, gunicorn runs ASGI
+workers too (``-k uvicorn.workers.UvicornWorker``, from the uvicorn package).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from typing import Any
+
+from helpers.core import paths
+from helpers.servers.loadgen import check_loopback
+
+START_TIMEOUT_SECONDS = 30.0
+
+
+def available() -> str | None:
+    """None if gunicorn can run here, else why not."""
+    if sys.platform == "win32":
+        return "gunicorn runs on Unix only (Linux, macOS); on Windows this part is skipped"
+    try:
+        import gunicorn  # noqa: F401
+    except ImportError:
+        return "gunicorn is not installed (pip install gunicorn)"
+    return None
+
+
+class GunicornServer:
+    """``gunicorn -w N [--preload] APP`` on a loopback port, as a context manager."""
+
+    def __init__(self, app: str = "helpers.servers.demo_app:app", workers: int = 2, *,
+                 preload: bool = False, gc_freeze: bool = False, host: str = "127.0.0.1",
+                 env: dict[str, str] | None = None, timeout: int = 30) -> None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 256:
+            raise ValueError(f"workers must be a whole number from 1 to 256, got {workers!r}")
+        check_loopback(host)
+        reason = available()
+        if reason is not None:
+            raise RuntimeError(reason)
+        self.app, self.workers, self.preload, self.host = app, workers, preload, host
+        self.env = {**os.environ, **(env or {}), "COURSE_GC_FREEZE": "1" if gc_freeze else "0"}
+        self.timeout = timeout
+        self._process: subprocess.Popen | None = None
+
+    def __enter__(self) -> GunicornServer:
+        listener = socket.create_server((self.host, 0))
+        self.address = listener.getsockname()[:2]
+        fd = listener.fileno()
+        command = [sys.executable, "-m", "helpers.servers.gunicorn_run", "--bind", f"fd://{fd}",
+                   "--workers", str(self.workers), "--timeout", str(self.timeout),
+                   "--graceful-timeout", "5", "--log-level", "warning",
+                   *(["--preload"] if self.preload else []), self.app]
+        self._process = subprocess.Popen(command, pass_fds=[fd], stdin=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, env=self.env, cwd=paths.REPO_ROOT)
+        listener.close()  # gunicorn has its own copy
+        try:
+            self._wait_until_serving()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _wait_until_serving(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                error = self._process.stderr.read().decode(errors="replace")[-2000:]
+                raise RuntimeError(f"gunicorn exited with code {self._process.returncode}:\n"
+                                   f"{error}")
+            try:
+                urllib.request.urlopen(self.url + "/whoami", timeout=2).read()
+                if len(self.pids) == self.workers:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"gunicorn did not answer within {START_TIMEOUT_SECONDS:.0f} s")
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address[0]}:{self.address[1]}"
+
+    @property
+    def master_pid(self) -> int:
+        return self._process.pid
+
+    @property
+    def pids(self) -> list[int]:
+        """The worker processes (children of the master)."""
+        import psutil
+
+        try:
+            return [c.pid for c in psutil.Process(self._process.pid).children()]
+        except psutil.NoSuchProcess:
+            return []
+
+    def stop(self, grace_seconds: float = 10.0) -> None:
+        """SIGTERM (gunicorn's graceful stop), then SIGKILL if it takes too long."""
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(grace_seconds)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        for stream in (self._process.stdin, self._process.stderr):
+            stream.close()
+        self._process = None
+
+
+def memory_per_worker(pids: list[int]) -> list[dict[str, float]]:
+    """USS (memory only this process uses) and PSS (its fair share of shared pages), MiB."""
+    import psutil
+
+    rows = []
+    for pid in pids:
+        info: Any = psutil.Process(pid).memory_full_info()
+        rows.append({"pid": pid, "uss_mib": info.uss / 2**20,
+                     "pss_mib": getattr(info, "pss", float("nan")) / 2**20,
+                     "rss_mib": info.rss / 2**20})
+    return rows
+
+
+def _exit_when_parent_dies() -> None:
+    sys.stdin.buffer.read()  # returns at EOF: the process that started us is gone
+    os.kill(os.getpid(), signal.SIGTERM)  # gunicorn's graceful stop
+    time.sleep(10)
+    os._exit(1)
+
+
+def main() -> None:
+    """``python -m helpers.servers.gunicorn_run [gunicorn arguments]``."""
+    threading.Thread(target=_exit_when_parent_dies, name="exit-when-parent-dies",
+                     daemon=True).start()
+    from gunicorn.app.wsgiapp import run
+
+    sys.argv = ["gunicorn", *sys.argv[1:]]
+    run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Workshop tools: the preflight check (``make check``) and the handouts (``make handouts``)."""

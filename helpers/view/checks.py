@@ -1,0 +1,610 @@
+"""Exercise checkers.
+
+Every exercise has a placeholder cell the learner edits (``answer = ...``) and a
+check cell that calls a checker here. A checker never raises: it shows
+"correct" or "not yet" with a hint and returns True or False, so notebooks run
+clean under nbval and in handouts whatever the learner typed.
+
+To write a checker, decorate a function that returns ``(ok, message)`` and may
+raise :class:`NotYet` with a hint; the decorator handles the placeholder, display
+and unexpected errors.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from collections.abc import Callable
+from typing import Any
+
+from helpers.bench import diagnosis
+from helpers.core import machine
+
+PLACEHOLDER_HINT = (
+    "Replace the `...` in the cell above with your answer, run it, then run this cell."
+)
+
+
+class NotYet(Exception):  # a learner-facing name, not an error
+    """Raised inside a checker: the answer is not right yet; the message is the hint."""
+
+
+def report(correct: bool, message: str) -> bool:
+    """Show the verdict (Markdown in a notebook, text elsewhere) and return ``correct``."""
+    verdict = "✅ **Correct.**" if correct else "🔶 **Not yet.**"
+    text = f"{verdict} {message}"
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+    except ImportError:
+        print(text)
+        return correct
+    shell = get_ipython()
+    if shell is not None and getattr(shell, "kernel", None) is not None:  # a Jupyter kernel
+        display(Markdown(text))
+    else:  # a script, a terminal, a test
+        print(text)
+    return correct
+
+
+def checker(fn: Callable[..., str]) -> Callable[..., bool]:
+    """Turn ``fn(answer, ...) -> message`` (raising NotYet for hints) into a checker."""
+
+    @functools.wraps(fn)
+    def check(answer: Any, *args: Any, **kwargs: Any) -> bool:
+        if answer is Ellipsis:
+            return report(False, PLACEHOLDER_HINT)
+        try:
+            message = fn(answer, *args, **kwargs)
+        except NotYet as hint:
+            return report(False, str(hint))
+        except Exception as error:  # a checker must never raise
+            return report(False, f"Your answer could not be checked ({type(error).__name__}: "
+                                 f"{error}). Check its type and try again.")
+        return report(True, message)
+
+    return check
+
+
+def _number(answer: Any, what: str) -> float:
+    if isinstance(answer, bool) or not isinstance(answer, (int, float)):
+        raise NotYet(f"{what} should be a number, but your answer is a "
+                     f"{type(answer).__name__}: {answer!r}.")
+    if math.isnan(answer):
+        raise NotYet(f"{what} came out as NaN; check the calculation.")
+    return float(answer)
+
+
+# --- notebook 00 ---
+
+
+@checker
+def usable_cpus(answer: Any) -> str:
+    """Exercise 00.1: how many worker processes should CPU-bound work use here?"""
+    expected = machine.usable_cpus()
+    value = _number(answer, "The worker count")
+    if value == expected:
+        return (f"This kernel may use {expected} CPU(s), so {expected} workers keep them all "
+                "busy without making them take turns.")
+    if value == (os.cpu_count() or 1):
+        raise NotYet("`os.cpu_count()` counts the machine's CPUs, not the ones this process "
+                     "may use: an affinity mask or a container quota can allow fewer. "
+                     "Look at the card's *usable CPUs* row.")
+    if value > expected:
+        raise NotYet(f"{value:g} workers is more than this kernel can run at once: the extra "
+                     "ones would only take turns. Which row of the machine card caps it?")
+    raise NotYet(f"{value:g} workers would leave some usable CPUs idle. Look at the card's "
+                 "*usable CPUs* row.")
+
+
+@checker
+def parallel_efficiency(answer: Any, result: Any) -> str:
+    """Exercise 00.2: the parallel efficiency at the largest usable worker count."""
+    top = max(p for p in result.workers if p <= result.usable_cpus)
+    if top == 1:
+        return "Only one worker was measured here, so efficiency is 1 by definition."
+    speedup = result.speedups()[top].median
+    expected = speedup / top
+    value = _number(answer, "The efficiency")
+    if abs(value - expected) <= 0.02:
+        return (f"{top} workers gave {speedup:.2f}×, so each worker delivered "
+                f"{expected:.0%} of a perfect share.")
+    if abs(value - speedup) <= 0.02:
+        raise NotYet("That is the speedup. Efficiency is speedup *per worker*: divide by the "
+                     "number of workers.")
+    if abs(value - 100 * expected) <= 2:
+        raise NotYet("Close: write it as a fraction between 0 and 1 (0.9, not 90).")
+    raise NotYet(f"Use the median speedup at {top} workers from `result.speedups()`, "
+                 "and divide by the number of workers.")
+
+
+# --- notebook 05 ---
+
+
+@checker
+def median_queue_wait(answer: Any, records: Any) -> str:
+    """Exercise 05.1: the median time tasks waited between submit and start, in seconds."""
+    import statistics
+
+    waits = [r.started - r.submitted for r in records]
+    expected = statistics.median(waits)
+    value = _number(answer, "The median wait")
+    tolerance = max(1e-6, 0.01 * abs(expected))
+    if abs(value - expected) <= tolerance:
+        return (f"Half the tasks waited less than {expected * 1000:.2f} ms before a worker "
+                "started them: that wait is the queue, not the work.")
+    if abs(value - statistics.mean(waits)) <= tolerance:
+        raise NotYet("That is the mean. A few long waits pull the mean up; use "
+                     "`statistics.median`.")
+    if abs(value - statistics.median(r.finished - r.started for r in records)) <= tolerance:
+        raise NotYet("That is how long tasks *ran* (finished − started). The wait is "
+                     "started − submitted.")
+    if abs(value / 1000 - expected) <= tolerance:
+        raise NotYet("Right quantity, wrong unit: the records are in seconds, not milliseconds.")
+    raise NotYet("Compute `r.started - r.submitted` for every record, then take the median.")
+
+
+@checker
+def task_timeout_choice(answer: Any) -> str:
+    """Exercise 05.2: healthy tasks take up to 0.2 s; a stuck one must go within 1 s."""
+    value = _number(answer, "task_timeout")
+    if value <= 0:
+        raise NotYet("task_timeout must be a positive number of seconds.")
+    if value <= 0.2:
+        raise NotYet(f"With task_timeout={value:g}, a healthy 0.2 s task could be killed. "
+                     "Leave room above the longest healthy task.")
+    if value > 1.0:
+        raise NotYet(f"With task_timeout={value:g}, a stuck task would hold its worker for more "
+                     "than the 1 s allowed.")
+    return (f"task_timeout={value:g} lets every healthy task finish and stops a stuck one within "
+            "1 s. In production, set it from measured task times (the trace), with a margin.")
+
+
+@checker
+def crash_exception(answer: Any) -> str:
+    """Exercise 05.3: the exception a future gets when its worker is killed."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from helpers.pool import TaskTimeout, WorkerCrashed
+
+    if answer is WorkerCrashed:
+        return ("`WorkerCrashed` names the dead worker and its signal or exit code; only the "
+                "tasks that worker held get it, and the pool carries on.")
+    if answer is BrokenProcessPool:
+        raise NotYet("True, but not the most specific answer: which subclass says that only "
+                     "this task failed and the pool carried on?")
+    if answer is TaskTimeout:
+        raise NotYet("TaskTimeout is for tasks the pool killed for running too long. Here "
+                     "something else killed the worker.")
+    if isinstance(answer, BaseException):
+        raise NotYet("Give the exception *class*, not an instance (no parentheses).")
+    raise NotYet("Look at the fault table above, or at `helpers.pool.__all__`.")
+
+
+# --- notebook 01 ---
+
+#: Offload strategies that keep the loop responsive *and* run CPU work in parallel.
+PARALLEL_OFFLOADS = ("WorkerPool", "ProcessPoolExecutor")
+
+
+@checker
+def responsive_and_parallel(answer: Any) -> str:
+    """Exercise 01.1: the strategy that keeps the loop responsive and uses several CPUs."""
+    if not isinstance(answer, str):
+        raise NotYet("Give the strategy's name as a string, e.g. \"inline\".")
+    if answer in PARALLEL_OFFLOADS:
+        return ("Processes have their own interpreter and GIL: the loop keeps its thread to "
+                "itself, and the CPU tasks run side by side on other cores.")
+    hints = {
+        "inline": "Inline CPU work stops the loop completely: look at the worst lag.",
+        "to_thread": "A thread keeps the loop alive, but pure Python in the thread shares the "
+                     "GIL with the loop: requests slow down and the CPU work is no faster.",
+        "chunks": "Chunks keep the loop responsive, but all the work still runs on the loop's "
+                  "one thread, one slice at a time.",
+    }
+    raise NotYet(hints.get(answer, "Choose one of the strategies in the plot above."))
+
+
+@checker
+def worst_lag_ms(answer: Any, run: Any) -> str:
+    """Exercise 01.2: the worst lag of a run, in milliseconds."""
+    expected = run.max_lag * 1000
+    value = _number(answer, "The worst lag")
+    if abs(value - expected) <= max(0.01, 0.01 * expected):
+        return f"The loop was at worst {expected:.0f} ms late: every request waited that long."
+    if abs(value - run.max_lag) <= max(1e-5, 0.01 * run.max_lag):
+        raise NotYet("Right number, in seconds: multiply by 1000 for milliseconds.")
+    raise NotYet("Take the largest lag in `run.lag` (pairs of time and lag, in seconds).")
+
+
+# --- notebook 02 ---
+
+
+@checker
+def releases_gil(answer: Any) -> str:
+    """Exercise 02.1: which of the course's CPU workloads release the GIL?"""
+    from helpers.core.workloads import WORKLOADS
+
+    cpu = {name for name, w in WORKLOADS.items() if not w.io_bound}
+    expected = {name for name in cpu if WORKLOADS[name].releases_gil}
+    if not isinstance(answer, (set, frozenset, list, tuple)):
+        raise NotYet('Give a set of workload names, for example {"python", "zlib"}.')
+    chosen = set(answer)
+    unknown = chosen - cpu
+    if unknown:
+        raise NotYet(f"{sorted(unknown)} are not CPU workloads here; choose from {sorted(cpu)}.")
+    if chosen == expected:
+        return ("These run in C code that lets go of the GIL while it works, so threads run "
+                "them side by side. Pure-Python bytecode needs the GIL for every step.")
+    if "python" in chosen:
+        raise NotYet("Pure-Python code holds the GIL: look at its line in the sweep.")
+    missing = sorted(expected - chosen)
+    raise NotYet(f"Some GIL-releasing workloads are missing: look again at {missing}.")
+
+
+@checker
+def lost_updates(answer: Any, result: Any) -> str:
+    """Exercise 02.2: how many increments the racy run lost."""
+    value = _number(answer, "The number of lost updates")
+    if value == result.lost:
+        return (f"{result.lost} of {result.expected} increments were lost: each one was "
+                "overwritten by a thread that had read the counter before it.")
+    if value == result.counted:
+        raise NotYet("That is how many arrived. Lost = expected − counted.")
+    if value == -result.lost:
+        raise NotYet("Nearly: the other way round (expected − counted).")
+    raise NotYet("Use `result.expected` and `result.counted` (or `result.lost`).")
+
+
+# --- notebook 10 ---
+
+
+@checker
+def break_even_task_ms(answer: Any, document: Any) -> str:
+    """Exercise 10.1: the shortest task that reached 80 % efficiency on ProcessPoolExecutor."""
+    points = document["summary"]["task_size"]["efficiency"].get("ProcessPoolExecutor", {})
+    if not points:
+        raise NotYet("Run the task-size part of the benchmark first (the cell above it).")
+    sizes = sorted(points, key=float)
+    expected = next((float(ms) for ms in sizes if points[ms] >= 0.8), None)
+    if answer is None:
+        if expected is None:
+            return "Right: no task size you measured reached 80 % on this machine."
+        raise NotYet(f"One size did reach 80 %: look for the first efficiency of 0.8 or more "
+                     f"in {_efficiencies(points)}.")
+    value = _number(answer, "The task duration in ms")
+    if expected is not None and math.isclose(value, expected):
+        return (f"Tasks of {expected:g} ms reached {points[_key(points, expected)]:.0%}. "
+                "Shorter tasks than that should be batched.")
+    if expected is None:
+        raise NotYet("None of the sizes reached 0.8 here; the answer is `None`.")
+    key = _key(points, value)
+    if key is None:
+        raise NotYet(f"Pick one of the measured sizes (ms): {', '.join(sizes)}.")
+    if points[key] < 0.8:
+        raise NotYet(f"At {key} ms the efficiency was only {points[key]:.0%}, below 80 %.")
+    raise NotYet(f"{key} ms reaches 80 %, but a shorter size does too: "
+                 f"{_efficiencies(points)}.")
+
+
+def _key(points: dict[str, float], ms: float) -> str | None:
+    return next((k for k in points if math.isclose(float(k), ms)), None)
+
+
+def _efficiencies(points: dict[str, float]) -> str:
+    return ", ".join(f"{k} ms: {v:.2f}" for k, v in sorted(points.items(),
+                                                           key=lambda kv: float(kv[0])))
+
+
+@checker
+def top_cause(answer: Any, document: Any) -> str:
+    """Exercise 10.2: the first thing to fix on a colleague's machine (a cause id)."""
+    findings = diagnosis.why_no_speedup(document)
+    causes = [f.cause for f in findings]
+    allowed = diagnosis.CAUSE_IDS
+    if not isinstance(answer, str):
+        raise NotYet(f"Answer with one of these strings: {', '.join(allowed)}.")
+    if causes and answer == causes[0]:
+        return f"{findings[0].title}. {findings[0].fix}"
+    if answer in causes:
+        raise NotYet(f"{answer!r} is a real finding here, but not the biggest: with it "
+                     "fixed, could the machine run anything in parallel at all?")
+    raise NotYet(f"Nothing in the colleague's numbers shows {answer!r}. Read the machine "
+                 f"card first (usable CPUs), then the speedups. Choose from: "
+                 f"{', '.join(allowed)}.")
+
+
+# --- notebook 06 ---
+
+
+@checker
+def prefork_workers(answer: Any) -> str:
+    """Exercise 06.1: worker processes for a CPU-bound route on this machine."""
+    usable = machine.usable_cpus()
+    value = _number(answer, "The number of workers")
+    if value == usable:
+        return (f"{usable} workers, one per usable CPU: more only take turns on the same "
+                "CPUs (the throughput plot's flat part), fewer leave CPUs idle.")
+    if value == (os.cpu_count() or 1) and value != usable:
+        raise NotYet(f"os.cpu_count() says {value:g}, but this process may use only "
+                     f"{usable} CPUs (affinity or container quota): use the usable count.")
+    if value == 2 * usable + 1:
+        raise NotYet("2 × CPUs + 1 is gunicorn's rule of thumb for workers that also wait on "
+                     "I/O; for a purely CPU-bound route, look at where the throughput stops "
+                     "growing.")
+    if value > usable:
+        raise NotYet("Past the usable CPUs the throughput stopped growing in the plot: the "
+                     "extra workers only take turns.")
+    raise NotYet("Fewer workers than CPUs leave CPUs idle; look at the throughput plot.")
+
+
+@checker
+def throughput_ceiling(answer: Any, usable: int, ms: float) -> str:
+    """Exercise 06.2: the most requests/s ``usable`` CPUs can serve at ``ms`` per request."""
+    value = _number(answer, "The ceiling in requests/s")
+    expected = usable * 1000 / ms
+    if math.isclose(value, expected, rel_tol=0.01):
+        return (f"{usable} CPUs × (1000 ms / {ms:g} ms) = {expected:.0f} requests/s: each CPU "
+                f"finishes one request every {ms:g} ms, whatever the server.")
+    if math.isclose(value, 1000 / ms, rel_tol=0.01):
+        raise NotYet("That is one CPU's worth. How many CPUs can work at once?")
+    if math.isclose(value, usable * ms, rel_tol=0.01) or math.isclose(value, ms / usable,
+                                                                        rel_tol=0.01):
+        raise NotYet("Check the units: one request takes ms/1000 seconds of one CPU.")
+    raise NotYet("One CPU finishes 1000/ms requests per second; multiply by the CPUs.")
+
+
+@checker
+def restart_failures(answer: Any, run: Any) -> str:
+    """Exercise 06.3: how many requests failed during the rolling restart you ran."""
+    value = _number(answer, "The number of failed requests")
+    failures = run.result.failures
+    if value == failures:
+        if failures == 0:
+            return ("None: the new worker accepts from the same socket before the old one is "
+                    "told to finish its request and leave, so no connection is dropped.")
+        return (f"{failures}: more than the design promises; look at `run.result.failure_kinds()`"
+                " — on a very busy machine a request can time out.")
+    raise NotYet("Count them in the run: `run.result.failures` (the plot's legend says it too).")
+
+
+# --- notebook 03 ---
+
+
+@checker
+def slowest_start_method(answer: Any, rows: Any) -> str:
+    """Exercise 03.1: the start method whose new pool took longest to its first result."""
+    slowest = max(rows, key=lambda r: r["first_result_ms"])
+    names = [r["method"] for r in rows]
+    if not isinstance(answer, str) or answer not in names:
+        raise NotYet(f"Answer with one of {names} (a string).")
+    if answer == slowest["method"]:
+        return (f"{answer}: {slowest['first_result_ms']:.0f} ms. A new interpreter has to "
+                "start and import the task's modules before it can run anything.")
+    if answer == "fork":
+        raise NotYet("fork copies this process as it is: nothing to start or import. "
+                     "Look at the tallest bar.")
+    chosen = next(r for r in rows if r["method"] == answer)
+    raise NotYet(f"{answer} took {chosen['first_result_ms']:.0f} ms; one method took longer.")
+
+
+@checker
+def best_chunksize(answer: Any, rows: Any) -> str:
+    """Exercise 03.2: for the shortest tasks measured, which chunk size gave the best speedup."""
+    shortest = min(r["task_ms"] for r in rows)
+    candidates = {r["chunksize"]: r["speedup"] for r in rows if r["task_ms"] == shortest}
+    best = max(candidates, key=candidates.get)
+    value = _number(answer, "The chunk size")
+    if value == best:
+        return (f"chunksize={best}: {candidates[best]:.2f}× with {shortest:g} ms tasks. One "
+                "message per chunk instead of per task pays the fixed cost once per chunk.")
+    if value not in candidates:
+        raise NotYet(f"Pick one of the chunk sizes measured: {sorted(candidates)}.")
+    raise NotYet(f"chunksize={value:g} gave {candidates[value]:.2f}× at {shortest:g} ms; "
+                 "another did better.")
+
+
+@checker
+def serial_fraction(answer: Any, speedup: float, workers: int) -> str:
+    """Exercise 03.3: the Karp–Flatt serial fraction of a measured speedup."""
+    if workers < 2:
+        return ("Skipped: with one usable CPU there is no parallel run to estimate a serial "
+                "fraction from. Look at the reference machines instead.")
+    value = _number(answer, "The serial fraction")
+    expected = (1 / speedup - 1 / workers) / (1 - 1 / workers)
+    if math.isclose(value, expected, rel_tol=0.02, abs_tol=0.002):
+        return (f"{expected:.3f}: Amdahl's law with this serial fraction predicts "
+                f"{1 / (expected + (1 - expected) / 16):.1f}× on 16 CPUs, a model from "
+                f"{workers} CPUs' worth of evidence.")
+    if math.isclose(value, 1 - speedup / workers, rel_tol=0.02, abs_tol=0.002):
+        raise NotYet("That is 1 − efficiency. Karp–Flatt is (1/S − 1/p) / (1 − 1/p).")
+    raise NotYet("Use e = (1/S − 1/p) / (1 − 1/p) with S the measured speedup at p workers.")
+
+
+# --- notebook 04 ---
+
+
+@checker
+def n_jobs_minus_one(answer: Any) -> str:
+    """Exercise 04.1: how many workers ``n_jobs=-1`` starts on this machine."""
+    import joblib
+
+    expected = joblib.cpu_count()
+    value = _number(answer, "The number of workers")
+    if value == expected:
+        return (f"{expected}: joblib counts CPUs the way the machine card does (affinity and "
+                "container quota included), and n_jobs=-1 means all of them.")
+    if value == -1:
+        raise NotYet("-1 is what you pass, not what you get: how many workers start?")
+    if value == (os.cpu_count() or 1):
+        raise NotYet("os.cpu_count() counts the machine's CPUs; joblib counts the ones this "
+                     "process may use.")
+    raise NotYet("Call joblib.cpu_count(): n_jobs=-1 uses that many workers.")
+
+
+@checker
+def slowest_backend(answer: Any, rows: Any) -> str:
+    """Exercise 04.2: the backend that sped pure-Python work up the least."""
+    python = {r["backend"]: r["speedup"] for r in rows if r["workload"] == "python"}
+    slowest = min(python, key=python.get)
+    if not isinstance(answer, str) or answer not in python:
+        raise NotYet(f"Answer with one of {sorted(python)} (a string).")
+    if answer == slowest:
+        return (f"{answer}: {python[answer]:.2f}×. Threads share one GIL, so pure-Python tasks "
+                "take turns; the other backends run processes.")
+    raise NotYet(f"{answer} reached {python[answer]:.2f}× on pure Python; one backend did "
+                 "worse. Which one runs its tasks in threads?")
+
+
+@checker
+def fastest_cell(answer: Any, result: Any) -> str:
+    """Exercise 04.3: the (workers, BLAS threads) pair that ran the NumPy job fastest."""
+    seconds = result["seconds"]
+    best = min(seconds, key=seconds.get)
+    if not isinstance(answer, tuple) or len(answer) != 2:
+        raise NotYet("Answer with a pair: (workers, threads), for example (2, 1).")
+    if tuple(answer) not in seconds:
+        raise NotYet(f"Pick a cell of the heatmap: workers in {result['workers']}, threads "
+                     f"in {result['threads']}.")
+    chosen = seconds[tuple(answer)]
+    if chosen <= 1.1 * seconds[best]:
+        w, t = answer
+        tie = "" if tuple(answer) == best else " (within 10 % of the fastest: a tie)"
+        return (f"{w} workers × {t} BLAS thread(s): {chosen:.2f} s{tie}. Several workers that "
+                "each run several BLAS threads only take turns on the same CPUs.")
+    raise NotYet(f"{answer} took {chosen:.2f} s; the fastest cell took "
+                 f"{seconds[best]:.2f} s. Look for the lightest cell.")
+
+
+# --- notebook 07 ---
+
+
+@checker
+def cheapest_process_method(answer: Any, rows: Any) -> str:
+    """Exercise 07.1: at the largest payload, the cheapest way to reach another *process*."""
+    top = max(r["bytes"] for r in rows if "seconds" in r and r["method"] != "thread (no copy)")
+    costs = {r["method"]: r["seconds"] for r in rows if "seconds" in r and r["bytes"] == top
+             and r["method"] != "thread (no copy)"}
+    best = min(costs, key=costs.get)
+    if not isinstance(answer, str) or answer not in costs:
+        raise NotYet(f"Answer with one of {sorted(costs)} (a string).")
+    if costs[answer] <= 1.1 * costs[best]:
+        return (f"{answer}: {costs[answer] * 1000:.1f} ms for {top / 2**20:g} MiB. Nothing is "
+                "copied: the worker maps the same pages and reads them.")
+    if answer.startswith("pickle"):
+        raise NotYet(f"{answer} took {costs[answer] * 1000:.1f} ms: every pickle-based way copies "
+                     "the bytes through a pipe. Which ways send only a name?")
+    raise NotYet(f"{answer} took {costs[answer] * 1000:.1f} ms; another way was faster.")
+
+
+UNLINK_CHOICES = ("the process that created it", "every process that attached to it",
+                  "the last process to use it", "nobody: the OS frees it")
+
+
+@checker
+def who_unlinks(answer: Any) -> str:
+    """Exercise 07.2: who must unlink a shared-memory segment."""
+    if answer not in UNLINK_CHOICES:
+        raise NotYet(f"Answer with one of these strings: {list(UNLINK_CHOICES)}.")
+    if answer == UNLINK_CHOICES[0]:
+        return ("Its creator (owner), in a `finally`: everyone else only `close()`s. Unlinking "
+                "removes the name; the memory goes when the last process detaches.")
+    if answer == UNLINK_CHOICES[1]:
+        raise NotYet("Unlink removes the *name*: after the first unlink the others cannot "
+                     "attach any more. Everyone closes; only one process unlinks.")
+    if answer == UNLINK_CHOICES[2]:
+        raise NotYet("Nothing tells a process it is the last one, and a crashed worker never "
+                     "gets the chance: ownership has to be decided in advance.")
+    raise NotYet("A segment outlives every process that used it until someone unlinks it: "
+                 "that is how /dev/shm fills up.")
+
+
+# --- notebook 08 ---
+
+
+@checker
+def container_workers(answer: Any, smaller: Any) -> str:
+    """Exercise 08.1: how many workers a CPU-bound pool should start in the smaller machine."""
+    value = _number(answer, "The number of workers")
+    usable, counted = smaller["usable"], smaller["cpu_count"]
+    if value == usable:
+        return (f"{usable}: what the process may really use (its affinity; a cgroup quota too, "
+                "if there were one). More workers would only take turns: the job took as long "
+                "and every task took longer to finish.")
+    if value == counted and counted != usable:
+        raise NotYet(f"os.cpu_count() says {counted}, but it counts the machine's CPUs, not the "
+                     "ones this process may use. What did the smaller machine report as usable?")
+    raise NotYet("Look at what the smaller machine reported: one worker per CPU it may use.")
+
+
+@checker
+def recycle_every(answer: Any, leak_mib_per_task: float, budget_mib: float = 50.0) -> str:
+    """Exercise 08.2: the largest max_tasks_per_child that keeps growth within the budget."""
+    value = _number(answer, "max_tasks_per_child")
+    best = max(1, math.floor(budget_mib / leak_mib_per_task))
+    if value != int(value) or value < 1:
+        raise NotYet("max_tasks_per_child is a whole number of tasks, at least 1.")
+    if value > best:
+        raise NotYet(f"After {int(value)} tasks a worker would have grown by about "
+                     f"{value * leak_mib_per_task:.0f} MiB, over the {budget_mib:g} MiB allowed.")
+    if value < best / 2:
+        raise NotYet(f"{int(value)} stays within the budget, but restarts workers more often than "
+                     "needed, and each restart costs a process start. How many tasks fit?")
+    return (f"{int(value)} (the most is {best}): {budget_mib:g} MiB ÷ {leak_mib_per_task:.1f} MiB "
+            "per task. Recycling hides a leak; it does not fix it.")
+
+
+@checker
+def advised_choice(answer: Any, advice: Any) -> str:
+    """Exercise 08.3: what ``helpers.advise`` recommends for the exercise's job."""
+    from helpers.experiments.advisor import CHOICES
+
+    if answer not in CHOICES:
+        raise NotYet(f"Answer with one of {list(CHOICES)} (a string).")
+    if answer == advice.choice:
+        return f"{answer}. The model's reasons:\n\n" + "\n".join(f"- {r}" for r in advice.reasons)
+    speedups = advice.predicted_speedups
+    raise NotYet(f"The model predicts {speedups[answer]:.2f}× for {answer}. What does each task "
+                 "carry, and what does sending it cost next to the work?")
+
+
+# --- notebook 09 ---
+
+
+@checker
+def faster_joblib_backend(answer: Any, rows: Any) -> str:
+    """Exercise 09.1: which joblib backend ran the job faster here (ties within 10 %)."""
+    import statistics
+
+    medians = {way: statistics.median(r["seconds"] for r in rows if r["way"] == way)
+               for way in ("joblib loky", "joblib dask")}
+    if answer not in medians:
+        raise NotYet(f"Answer with one of {sorted(medians)} (a string).")
+    best = min(medians, key=medians.get)
+    if medians[answer] <= 1.1 * medians[best]:
+        return (f"{answer}: {medians[answer] * 1000:.0f} ms (loky "
+                f"{medians['joblib loky'] * 1000:.0f} ms, dask "
+                f"{medians['joblib dask'] * 1000:.0f} ms). On one machine Dask adds a scheduler "
+                "hop per task; it pays off when the workers are on other machines.")
+    raise NotYet(f"{answer} took {medians[answer] * 1000:.0f} ms, the other "
+                 f"{medians[best] * 1000:.0f} ms.")
+
+
+@checker
+def scatter_saving(answer: Any, rows: Any) -> str:
+    """Exercise 09.2: how many times faster scattering once was than sending every time."""
+    import statistics
+
+    value = _number(answer, "The ratio")
+    sent = statistics.median(r["seconds"] for r in rows if r["way"] == "sent with every task")
+    scattered = statistics.median(r["seconds"] for r in rows if r["way"] == "scattered once")
+    ratio = sent / scattered
+    if abs(value - ratio) <= 0.25 * ratio:
+        return (f"About {ratio:.1f}×: the payload crossed to each worker once instead of once "
+                "per task. Across a network, where bytes are slower, the gap grows.")
+    if abs(value - 1 / ratio) <= 0.25 / ratio:
+        raise NotYet("That is the ratio the other way round: divide the time of sending with "
+                     "every task by the time of scattering once.")
+    raise NotYet("Compare the median times of the two ways in `scatter_rows` "
+                 "(the answer is within 25 % of the ratio).")

@@ -1,0 +1,453 @@
+"""Your benchmark beside the reference machines (notebook 10).
+
+::
+
+    data/reference/course-*.json ──load_references(mode)──┐
+                                                           ├─> speedup_comparison_plot
+    CourseBenchmark(...).document() (your run) ────────────┤   task_size_plot
+                                                           │   overhead_comparison_plot
+    diagnosis.why_no_speedup(your run) ────────────────────┴─> summary_page (Markdown)
+
+Like is compared with like: a quick-mode run is drawn next to quick-mode references,
+and a full run next to full ones. Every summary is recomputed from the records, so a
+reference file keeps working when the summary grows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+from matplotlib.figure import Figure
+
+from helpers.bench import diagnosis, suite
+from helpers.core import measure, paths
+from helpers.view.plots import CYCLE, PALETTE, STYLE
+
+REFERENCE_DIR = paths.REFERENCE_DIR
+EXECUTOR_COLOURS = {"WorkerPool": PALETTE["blue"], "ProcessPoolExecutor": PALETTE["orange"],
+                    "joblib": PALETTE["green"], "threads": PALETTE["vermillion"],
+                    "multiprocessing.Pool": PALETTE["purple"]}
+REFERENCE_STYLES = ("--", ":", "-.", (0, (5, 1, 1, 1)))
+
+
+def with_summary(document: dict[str, Any]) -> dict[str, Any]:
+    """The document with its summary recomputed from its records."""
+    records = measure.records_of(document)
+    return {**document, "summary": suite.summarize(records, document["machine"])}
+
+
+def label(document: dict[str, Any]) -> str:
+    """A short name for the machine a result came from."""
+    card = document["machine"]
+    build = " free-threaded" if card.get("free_threaded_build") else ""
+    return (f"{card['cpu_model']}, {card['usable_cpus']} CPUs, Python {card['python']}{build} "
+            f"({document.get('created', '')[:10]})")
+
+
+def load_references(mode: str | None = None,
+                    directory: Path | str = REFERENCE_DIR) -> list[dict[str, Any]]:
+    """Every course-benchmark result in ``directory`` (of ``mode`` only, if given)."""
+    documents = []
+    for path in sorted(Path(directory).glob("*.json")):
+        document = json.loads(path.read_text())
+        if document.get("kind") != suite.KIND:
+            continue
+        if mode is None or document.get("mode") == mode:
+            documents.append({**with_summary(document), "file": path.name})
+    return documents
+
+
+def comparable(mine: dict[str, Any], directory: Path | str = REFERENCE_DIR
+               ) -> tuple[list[dict[str, Any]], str]:
+    """The references to draw beside ``mine`` (same mode), and a sentence saying which."""
+    same = load_references(mine["mode"], directory)
+    every = load_references(None, directory)
+    if same:
+        names = "; ".join(f"{d['file']} ({label(d)})" for d in same)
+        return same, f"Reference machines ({mine['mode']} mode, like yours): {names}."
+    if every:
+        return [], (f"There are references, but none in {mine['mode']} mode: "
+                    f"{', '.join(d['file'] for d in every)}. Runs of different modes use "
+                    "different task sizes, so they are not drawn side by side.")
+    return [], "No reference results found in data/reference/."
+
+
+def reference_speedups(workload: str = "python", executor: str = "ProcessPoolExecutor",
+                       directory: Path | str = REFERENCE_DIR) -> dict[str, dict[int, Any]]:
+    """Each reference machine's measured speedup over *one worker of the same executor*
+    ({label: {workers: Spread}}), to draw beside a scaling sweep (notebooks 00 and 03)."""
+    curves = {}
+    for document in load_references("full", directory):
+        records = [r for r in measure.records_of(document) if r.experiment == "scaling"
+                   and r.workload == workload and r.executor == executor]
+        one = {r.repeat: r.seconds for r in records if r.workers == 1}
+        ratios: dict[int, list[float]] = {}
+        for r in records:
+            if r.repeat in one:
+                ratios.setdefault(r.workers, []).append(one[r.repeat] / r.seconds)
+        if len(ratios) > 1:
+            curves[f"reference: {label(document)}"] = {
+                p: measure.spread(values) for p, values in sorted(ratios.items())}
+    return curves
+
+
+# --- the plots ---
+
+
+def speedup_comparison_plot(mine: dict[str, Any], references: Sequence[dict[str, Any]] = ()
+                            ) -> Figure:
+    """Speedup over serial against workers, per workload: yours solid, references dashed."""
+    workloads = list(mine["summary"]["speedup"]) or list(suite.SCALING_WORKLOADS)
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(6 * len(workloads), 4.8), layout="constrained")
+        axes = fig.subplots(1, len(workloads), squeeze=False)[0]
+        for ax, workload in zip(axes, workloads, strict=True):
+            top = 1
+            sources = [(mine, "-", 1.0)] + [
+                (ref, REFERENCE_STYLES[i % len(REFERENCE_STYLES)], 0.6)
+                for i, ref in enumerate(references)]
+            for document, style, alpha in sources:
+                table = document["summary"]["speedup"].get(workload, {})
+                for executor, points in table.items():
+                    xs = sorted(int(p) for p in points)
+                    medians = [points[str(x)]["median"] for x in xs]
+                    errors = [[points[str(x)]["median"] - points[str(x)]["low"] for x in xs],
+                              [points[str(x)]["high"] - points[str(x)]["median"] for x in xs]]
+                    ax.errorbar(xs, medians, yerr=errors, linestyle=style, marker="o",
+                                color=EXECUTOR_COLOURS.get(executor, CYCLE[0]), alpha=alpha,
+                                capsize=3, label=executor if document is mine else None)
+                    top = max(top, *xs)
+            ax.plot([1, top], [1, top], color="grey", linewidth=1, label="ideal (= workers)")
+            if top > 8:
+                ax.set_xscale("log", base=2)
+                ax.set_yscale("log", base=2)
+            counts = sorted({int(p) for d, _, _ in sources
+                             for points in d["summary"]["speedup"].get(workload, {}).values()
+                             for p in points})
+            ax.set_xticks(counts, [str(c) for c in counts])
+            ax.set_xlabel("workers")
+            ax.set_ylabel("speedup over serial (median, min–max)")
+            ax.set_title(f"{workload} workload")
+        axes[0].legend(loc="upper left", title="solid: your machine")
+        if references:
+            fig.suptitle("Dashed/dotted: " + "; ".join(label(r) for r in references),
+                         fontsize=10)
+    return fig
+
+
+def task_size_plot(mine: dict[str, Any], references: Sequence[dict[str, Any]] = ()) -> Figure:
+    """Efficiency against task duration, with the region where processes lose shaded."""
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(9, 4.8), layout="constrained")
+        ax = fig.subplots()
+        sources = [(mine, "-", 1.0)] + [(ref, REFERENCE_STYLES[i % len(REFERENCE_STYLES)], 0.6)
+                                         for i, ref in enumerate(references)]
+        for document, style, alpha in sources:
+            table = document["summary"]["task_size"]
+            for executor, points in table["efficiency"].items():
+                xs = sorted(points, key=float)
+                ranges = table.get("range", {}).get(executor, {})
+                errors = [[points[x] - ranges.get(x, [points[x]] * 2)[0] for x in xs],
+                          [ranges.get(x, [points[x]] * 2)[1] - points[x] for x in xs]]
+                ax.errorbar([float(x) for x in xs], [points[x] for x in xs], yerr=errors,
+                            linestyle=style, marker="o", capsize=3, alpha=alpha,
+                            color=EXECUTOR_COLOURS.get(executor, CYCLE[0]),
+                            label=f"{executor} (one submit per task)" if document is mine
+                            else None)
+        workers = mine["summary"]["task_size"].get("workers") or 1
+        ax.set_xscale("log")
+        sizes = sorted({float(ms) for points in mine["summary"]["task_size"]["efficiency"].values()
+                        for ms in points})
+        ax.set_xticks(sizes, [f"{ms:g}" for ms in sizes])
+        ax.minorticks_off()
+        ax.axhline(0.8, color="grey", linewidth=1, linestyle="--")
+        ax.annotate("80 % efficiency", (ax.get_xlim()[0], 0.8), va="bottom", fontsize=10)
+        if workers > 1:
+            ax.axhspan(0, 1 / workers, color=PALETTE["vermillion"], alpha=0.12)
+            ax.annotate(f"slower than serial (efficiency < 1/{workers})",
+                        (ax.get_xlim()[0], 1 / workers), va="top", fontsize=10)
+        ax.set_ylim(0, 1.15)
+        ax.set_xlabel("task duration (ms, log scale)")
+        ax.set_ylabel(f"efficiency on {workers} workers\n(median, min–max)")
+        ax.set_title("How short can a task be before the overhead eats the speedup?")
+        ax.legend(loc="lower right", title="solid: your machine", fontsize=10)
+    return fig
+
+
+def overhead_comparison_plot(mine: dict[str, Any], references: Sequence[dict[str, Any]] = ()
+                             ) -> Figure:
+    """Per-task overhead per pool, and time to first result per start method, per machine."""
+    sources = [mine, *references]
+    names = ["yours"] + [f"ref {i + 1}" for i in range(len(references))]
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(12, 4.6), layout="constrained")
+        left, right = fig.subplots(1, 2)
+        _grouped_bars(left, names, [d["summary"]["overhead_seconds_per_task"] for d in sources],
+                      [d["summary"].get("overhead_range", {}) for d in sources],
+                      1e6, "µs per tiny task (median, min–max)", "one submit per tiny task")
+        first = [{method: pools.get("WorkerPool", min(pools.values())) for method, pools
+                  in d["summary"]["first_result_seconds"].items()} for d in sources]
+        first_ranges = [{method: pools.get("WorkerPool", []) for method, pools
+                         in d["summary"].get("first_result_range", {}).items()} for d in sources]
+        _grouped_bars(right, names, first, first_ranges, 1e3, "ms (median, min–max)",
+                      "a fresh WorkerPool's first result, per start method")
+    return fig
+
+
+def _grouped_bars(ax: Any, machines: list[str], values: list[dict[str, float]],
+                  ranges: list[dict[str, list[float]]], scale: float, ylabel: str,
+                  title: str) -> None:
+    keys = sorted({k for v in values for k in v})
+    if not keys:
+        ax.set_visible(False)
+        return
+    width = 0.8 / len(machines)
+    for i, (name, row) in enumerate(zip(machines, values, strict=True)):
+        xs = [k + i * width for k in range(len(keys))]
+        heights = [row.get(key, float("nan")) * scale for key in keys]
+        spans = [ranges[i].get(key) or [row.get(key, float("nan"))] * 2 for key in keys]
+        errors = [[h - low * scale for h, (low, _) in zip(heights, spans, strict=True)],
+                  [high * scale - h for h, (_, high) in zip(heights, spans, strict=True)]]
+        ax.bar(xs, heights, width=width, yerr=errors, capsize=4, color=CYCLE[i % len(CYCLE)],
+               label=name, alpha=1.0 if i == 0 else 0.7)
+        for x, h, (_, high) in zip(xs, heights, spans, strict=True):
+            if h == h:  # not NaN
+                ax.annotate(f"{h:.3g}", (x, high * scale), ha="center", va="bottom", fontsize=9)
+    ax.set_xticks([k + 0.4 - width / 2 for k in range(len(keys))],
+                  [k.replace("ProcessPoolExecutor", "ProcessPool\nExecutor")
+                   .replace("multiprocessing.Pool", "mp.Pool") for k in keys], fontsize=10)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=12)
+    ax.legend(fontsize=10)
+
+
+# --- explanations that quote the learner's own numbers ---
+
+
+def explain_scaling(mine: dict[str, Any], references: Sequence[dict[str, Any]] = ()) -> str:
+    """What the speedup plot shows, in Markdown, with this run's numbers (and a model)."""
+    python = mine["summary"]["speedup"].get("python", {})
+    sha = mine["summary"]["speedup"].get("sha256", {})
+    processes = _best(python, "WorkerPool")
+    if processes is None:
+        return "Run the scaling part first."
+    workers, speedup = processes
+    lines = []
+    others = ", ".join(f"{name} {point[1]:.2f}×" for name in ("ProcessPoolExecutor", "joblib")
+                       if (point := _best(python, name)) is not None)
+    threads, released = _best(python, "threads"), _best(sha, "threads")
+    lines.append(f"- **Pure Python on {workers} processes:** WorkerPool {speedup:.2f}× "
+                 f"({speedup / workers:.0%} of the ideal {workers}×); {others}.")
+    if threads is not None:
+        lines.append(f"- **Pure Python on {threads[0]} threads:** {threads[1]:.2f}×"
+                     + (" — the GIL lets one thread run Python at a time." if threads[1] < 1.3
+                        and threads[0] > 1 else "."))
+    if released is not None:
+        lines.append(f"- **sha256 on {released[0]} threads:** {released[1]:.2f}× — hashlib "
+                     "releases the GIL while it hashes, so threads do run in parallel.")
+    spread = python["WorkerPool"][str(workers)]
+    if spread["high"] - spread["low"] > abs(speedup - 1):
+        lines.append(f"- The spread over repeats ({spread['low']:.2f}–{spread['high']:.2f}×) is "
+                     "larger than the effect: treat these numbers as noise and run again.")
+    if workers >= 2:
+        serial = measure.karp_flatt(speedup, workers)
+        shown = max(0.0, serial)
+        model = ", ".join(f"{p} CPUs ≈ {measure.amdahl_speedup(p, shown):.1f}×"
+                          for p in (8, 16, 64))
+        caveat = (" From one parallel point this is an estimate, not a fit: the line it draws "
+                  "could bend sooner or later on a real machine." if workers == 2 else "")
+        lines.append(f"- **A model, not a measurement:** your speedup implies a serial "
+                     f"fraction (Karp–Flatt) of {serial:.3f}. Amdahl's law would then predict "
+                     f"{model}.{caveat}")
+    for ref in references:
+        point = _best(ref["summary"]["speedup"].get("python", {}), "WorkerPool")
+        if point is not None:
+            lines.append(f"- **Reference** {label(ref)}: WorkerPool {point[1]:.2f}× on "
+                         f"{point[0]} workers.")
+    return "\n".join(lines)
+
+
+def explain_task_size(mine: dict[str, Any]) -> str:
+    """What the task-size plot shows, with this run's numbers."""
+    table = mine["summary"]["task_size"]
+    ppe = table["efficiency"].get("ProcessPoolExecutor", {})
+    if not ppe:
+        return "Run the task-size part first."
+    sizes = sorted(ppe, key=float)
+    small, large = sizes[0], sizes[-1]
+    batched = table["efficiency"].get("WorkerPool", {})
+    overhead = mine["summary"]["overhead_seconds_per_task"].get("ProcessPoolExecutor")
+    shortest = break_even_ms(mine)
+    lines = [f"- With {small} ms tasks, ProcessPoolExecutor kept {ppe[small]:.0%} of "
+             f"{table['workers']} workers busy with your work; with {large} ms tasks, "
+             f"{ppe[large]:.0%}."]
+    if overhead is not None:
+        lines.append(f"- Each submit costs about {overhead * 1e6:.0f} µs of pickling, queueing "
+                     f"and waking a worker: {overhead / (float(small) / 1000):.0%} of a "
+                     f"{small} ms task.")
+    if small in batched:
+        lines.append(f"- WorkerPool batches small tasks itself: {batched[small]:.0%} at "
+                     f"{small} ms.")
+    lines.append(f"- Shortest task reaching 80 %: "
+                 f"{f'{shortest:g} ms' if shortest is not None else 'none measured'}. "
+                 "Below it, batch (`chunksize`) or merge tasks.")
+    return "\n".join(lines)
+
+
+def explain_costs(mine: dict[str, Any]) -> str:
+    """Per-task overhead, start-up per start method, the event loop and BLAS, in numbers."""
+    summary = mine["summary"]
+    lines = []
+    if summary["overhead_seconds_per_task"]:
+        lines.append("- **One tiny task, one submit:** " + ", ".join(
+            f"{k} {v * 1e6:.1f} µs" for k, v in summary["overhead_seconds_per_task"].items())
+            + ".")
+    first = {m: min(p.values()) for m, p in summary["first_result_seconds"].items()}
+    if first:
+        lines.append("- **A fresh pool's first result:** " + ", ".join(
+            f"{m} {s * 1000:.0f} ms" for m, s in first.items())
+            + ". Fork copies this process; spawn starts and imports a new interpreter; "
+            "forkserver forks from a small server process started once.")
+    lag = summary["loop_max_lag_seconds"]
+    if {"inline", "WorkerPool"} <= set(lag):
+        lines.append(f"- **Event loop:** CPU work inline froze the loop for up to "
+                     f"{lag['inline'] * 1000:.0f} ms; offloaded to a WorkerPool, "
+                     f"{lag['WorkerPool'] * 1000:.0f} ms.")
+    if summary["blas"]:
+        seconds = summary["blas"]["seconds"]
+        lines.append("- **NumPy in processes:** " + ", ".join(
+            f"{k} {v:.2f} s" for k, v in seconds.items())
+            + f" — oversubscribed BLAS threads cost "
+            f"{summary['blas']['oversubscription_slowdown']:.2f}×.")
+    for part, reason in mine.get("skipped", {}).items():
+        lines.append(f"- **{part}:** skipped, because {reason}.")
+    return "\n".join(lines) or "Run the overhead, start-methods, event-loop and blas parts first."
+
+
+# --- the page to keep ---
+
+
+def _best(table: dict[str, Any], executor: str) -> tuple[int, float] | None:
+    points = table.get(executor, {})
+    if not points:
+        return None
+    workers = max(points, key=int)
+    return int(workers), points[workers]["median"]
+
+
+def break_even_ms(document: dict[str, Any], executor: str = "ProcessPoolExecutor",
+                  efficiency: float = 0.8) -> float | None:
+    """The shortest measured task (ms) that reached ``efficiency``; None if none did."""
+    points = document["summary"]["task_size"]["efficiency"].get(executor, {})
+    return next((float(ms) for ms in sorted(points, key=float) if points[ms] >= efficiency),
+                None)
+
+
+def summary_page(document: dict[str, Any], findings: Sequence[diagnosis.Finding] | None = None
+                 ) -> str:
+    """One page of Markdown: this machine's numbers, the diagnosis, the decision guide."""
+    card, summary = document["machine"], document["summary"]
+    findings = diagnosis.why_no_speedup(document) if findings is None else findings
+    python = summary["speedup"].get("python", {})
+    sha = summary["speedup"].get("sha256", {})
+    rows = []
+    if (best := _best(python, "WorkerPool")) is not None:
+        rows.append(("pure Python on processes (WorkerPool)",
+                     f"{best[1]:.2f}× on {best[0]} workers ({best[1] / best[0]:.0%} efficiency)"))
+    if (threads := _best(python, "threads")) is not None:
+        rows.append(("pure Python on threads", f"{threads[1]:.2f}× on {threads[0]} threads"))
+    if (released := _best(sha, "threads")) is not None:
+        rows.append(("GIL-releasing sha256 on threads",
+                     f"{released[1]:.2f}× on {released[0]} threads"))
+    overhead = summary["overhead_seconds_per_task"]
+    if overhead:
+        rows.append(("cost of one tiny task", ", ".join(
+            f"{k} {v * 1e6:.0f} µs" for k, v in overhead.items())))
+    shortest = break_even_ms(document)
+    if summary["task_size"]["efficiency"]:
+        rows.append(("shortest task reaching 80 % efficiency (ProcessPoolExecutor)",
+                     f"{shortest:g} ms" if shortest is not None else "none measured"))
+    lag = summary["loop_max_lag_seconds"]
+    if lag:
+        rows.append(("worst event-loop lag, CPU work inline / offloaded",
+                     " / ".join(f"{v * 1000:.0f} ms" for v in lag.values())))
+    for method, pools in summary["first_result_seconds"].items():
+        rows.append((f"first result of a new pool ({method})",
+                     f"{min(pools.values()) * 1000:.0f} ms"))
+    if summary["blas"]:
+        rows.append(("BLAS threads × processes (oversubscribed) vs one BLAS thread each",
+                     f"{summary['blas']['oversubscription_slowdown']:.2f}× slower"))
+    table = "\n".join(f"| {name} | {value} |" for name, value in rows)
+    usable = card["usable_cpus"]
+    guide = _decision_guide(usable, shortest, card)
+    ranked = diagnosis.diagnosis_markdown(list(findings)[:4])
+    return (f"## Your machine in one page\n\n"
+            f"**{card['cpu_model']}** · {usable} usable of {card['logical_cpus']} CPUs · "
+            f"Python {card['python']} ({'GIL off' if not card['gil_enabled'] else 'GIL on'}) · "
+            f"start method {summary.get('start_method') or card['start_method']} · "
+            f"{document['mode']} mode · {document.get('created', '')[:16]}\n\n"
+            f"| measured | result |\n|---|---|\n{table}\n\n"
+            f"### Why no speedup? (ranked)\n\n{ranked}\n\n"
+            f"### Decision guide, with your numbers\n\n{guide}\n")
+
+
+def _decision_guide(usable: int, shortest_ms: float | None, card: dict[str, Any]) -> str:
+    task = f"{shortest_ms:g} ms" if shortest_ms is not None else "a few ms"
+    gil = ("pure-Python threads do not run in parallel here (the GIL is on)"
+           if card.get("gil_enabled", True) else "this build runs pure-Python threads in "
+           "parallel (no GIL), so threads are an option for pure Python too")
+    return "\n".join([
+        "1. **Make it fast serially first**: profile, then vectorise (NumPy) or use a better "
+        "algorithm. It is often a bigger win than any pool.",
+        "2. **Waiting, not computing** (network, disk)? An event loop (asyncio) or threads; "
+        "no processes needed.",
+        "3. **CPU work inside an event loop**: never inline; `loop.run_in_executor(pool, ...)` "
+        "keeps the loop answering.",
+        f"4. **GIL-releasing work** (NumPy, hashlib, zlib, Pillow): threads, up to {usable}.",
+        f"5. **Pure-Python work**: processes, {usable} workers (the usable CPUs, not "
+        f"`os.cpu_count()`); {gil}.",
+        f"6. **Task size**: tasks under about {task} should be batched (`chunksize`, "
+        "joblib's auto-batching) or merged.",
+        "7. **NumPy inside processes**: one BLAS thread per worker.",
+        "8. **Start pools once** and reuse them; a fresh pool under spawn pays for new "
+        "interpreters.",
+        "9. **More than one machine**, durable jobs, retries: Dask, or a task queue (Celery, RQ).",
+    ])
+
+
+def colleague_result() -> dict[str, Any]:
+    """Exercise 10.2's input: a colleague's result, *invented* for the exercise (not measured).
+
+    A container on a 16-CPU host, limited to one CPU by its quota.
+    """
+    speedup = {"python": {"WorkerPool": {"1": {"median": 0.97, "low": 0.95, "high": 0.99}},
+                          "threads": {"1": {"median": 1.0, "low": 0.98, "high": 1.01}}}}
+    return {
+        "kind": suite.KIND, "mode": "quick", "created": "(invented for the exercise)",
+        "machine": {"cpu_model": "Intel Xeon (invented)", "logical_cpus": 16,
+                    "usable_cpus": 1, "affinity_cpus": 16, "cgroup_quota_cpus": 1.0,
+                    "python": "3.12.4", "gil_enabled": True, "start_method": "fork"},
+        "summary": {"usable_cpus": 1, "start_method": "fork", "speedup": speedup,
+                    "task_size": {"workers": 1, "efficiency": {"ProcessPoolExecutor": {
+                        "0.1": 0.31, "1": 0.82, "10": 0.97}}},
+                    "overhead_seconds_per_task": {"ProcessPoolExecutor": 70e-6},
+                    "parent_cpu_seconds_per_task": {}, "loop_max_lag_seconds": {},
+                    "first_result_seconds": {"fork": {"ProcessPoolExecutor": 0.006}},
+                    "blas": None},
+    }
+
+
+def save(document: dict[str, Any],
+         directory: Path | str = REFERENCE_DIR.parent.parent / "build" / "my-machine"
+         ) -> list[Path]:
+    """Write your result (JSON) and your one-page summary (Markdown) to ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    result = measure.save_results(directory / "benchmark.json", document)
+    page = directory / "summary.md"
+    page.write_text(summary_page(document))
+    return [result, page]
