@@ -58,7 +58,7 @@ Every notebook also uses ``view.plots``, ``view.widgets`` and ``view.checks``.
 __version__ = "0.1.0"
 
 
-def advise(task_seconds: float, payload_bytes: int = 0, cpus: int | None = None,
+def advise(task_seconds: float, *, payload_bytes: int = 0, cpus: int | None = None,
            gil_releasing: bool = False, tasks: int = 1000, model=None):
     """Serial, threads or processes for this job, and why: see :mod:`helpers.experiments.advisor`.
 
@@ -66,4 +66,5 @@ def advise(task_seconds: float, payload_bytes: int = 0, cpus: int | None = None,
     """
     from helpers.experiments.advisor import advise as advise_from_model
 
-    return advise_from_model(task_seconds, payload_bytes, cpus, gil_releasing, tasks, model)
+    return advise_from_model(task_seconds, payload_bytes=payload_bytes, cpus=cpus,
+                             gil_releasing=gil_releasing, tasks=tasks, model=model)

@@ -8,9 +8,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from helpers.core import measure
 
 
+@pytest.mark.slow
 def test_pool_benchmark_runs_and_writes_its_result(tmp_path):
     output = tmp_path / "pool.json"
     run = subprocess.run(

@@ -32,6 +32,13 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None,
     reason="Chromium is not installed (apt-get install chromium); .ci/run installs it")
+# Every test here is slow and left out of make test-fast: JupyterLab, Chromium, or every
+# notebook executed.
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+#: Building every handout executes every notebook: about 3 minutes, more on a busy machine,
+#: so it is the one item allowed past the suite's 300 s limit. Whichever test uses the
+#: (module-scoped) ``built`` first pays for the build, so both tests that use it carry it.
+HANDOUT_BUILD_TIMEOUT = 900
 
 
 def launch(playwright):
@@ -123,6 +130,7 @@ def error_outputs(page) -> list[str]:
 
 
 @needs_chromium
+@pytest.mark.notebooks
 def test_notebook_00_runs_in_jupyterlab_and_its_dashboard_redraws(jupyterlab):
     from playwright.sync_api import sync_playwright
 
@@ -176,6 +184,8 @@ def built(tmp_path_factory):
     return out, handouts.build(out, progress=False)
 
 
+@pytest.mark.notebooks
+@pytest.mark.timeout(HANDOUT_BUILD_TIMEOUT)
 def test_every_notebook_has_a_handout_with_its_figures_and_no_error(built):
     out, made = built
     assert [h.notebook for h in made] == [p.name for p in handouts.notebooks()]
@@ -193,6 +203,8 @@ def test_every_notebook_has_a_handout_with_its_figures_and_no_error(built):
 
 
 @needs_chromium
+@pytest.mark.notebooks
+@pytest.mark.timeout(HANDOUT_BUILD_TIMEOUT)
 def test_handouts_load_offline_in_chromium(built):
     from playwright.sync_api import sync_playwright
 

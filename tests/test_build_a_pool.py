@@ -65,8 +65,16 @@ def test_timeline_records_every_task():
 ])
 def test_fault_demos_report_what_happened(pool, fault, tasks, afterwards):
     row = pools.fault_demo(pool, fault)
-    assert tasks in row["the 5 tasks"]
-    assert row["the pool afterwards"].startswith(afterwards)
+    assert tasks in row["the_5_tasks"]
+    assert row["afterwards"].startswith(afterwards)
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+@pytest.mark.parametrize("pool", ["WorkerPool", "ProcessPoolExecutor"])
+def test_the_kill_demo_finds_the_workers_under_every_start_method(pool, method):
+    """Under forkserver the workers are the fork server's children, not the kernel's."""
+    row = pools.fault_demo(pool, "kill a worker", start_method=method)
+    assert ("WorkerCrashed" if pool == "WorkerPool" else "BrokenProcessPool") in row["the_5_tasks"]
 
 
 def test_fault_demo_refuses_unknown_faults():
@@ -75,5 +83,15 @@ def test_fault_demo_refuses_unknown_faults():
 
 
 def test_markdown_table():
-    table = pools.as_markdown([{"a": 1, "b": 2}, {"a": 3, "b": 4}])
+    from helpers.view import tables
+
+    table = tables.markdown_table([{"a": 1, "b": 2}, {"a": 3, "b": 4}])
     assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | 2 |", "| 3 | 4 |"]
+
+
+def test_tables_label_identifier_keys_and_leave_others():
+    from helpers.view import tables
+
+    table = tables.markdown_table([{"way": "thread", "gave_up_after_s": 0.2}])
+    assert table.splitlines()[0] == "| way | caller gave up after (s) |"
+    assert tables.label("own_seconds") == "own seconds" and tables.label("pool") == "pool"

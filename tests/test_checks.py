@@ -214,8 +214,14 @@ def test_lost_updates(capsys):
 # --- notebook 10 ---
 
 def task_size_result(efficiency):
-    return {"summary": {"task_size": {"workers": 2, "efficiency": {
-        "ProcessPoolExecutor": efficiency}}}}
+    """A result document whose summary (built with the benchmark's own dataclasses) holds
+    only a task-size table. ``efficiency`` maps task ms, spelt as in a JSON file ("0.1"),
+    to the efficiency measured there."""
+    from helpers.bench.schema import Summary, TaskSizeTable
+
+    table = TaskSizeTable(workers=2, efficiency={
+        "ProcessPoolExecutor": {float(ms): value for ms, value in efficiency.items()}})
+    return {"summary": Summary(task_size=table).to_json()}
 
 
 def test_break_even_solution_passes_and_wrong_sizes_get_hints(capsys):

@@ -5,6 +5,7 @@ nothing survives, grandchildren included.
 """
 
 import io
+import itertools
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 
+import psutil
 import pytest
 from conftest import orphans_after_killing_parent, still_alive
 
@@ -43,6 +45,37 @@ def raw(address, data: bytes, timeout=10) -> bytes:
         while chunk := conn.recv(65536):
             chunks.append(chunk)
     return b"".join(chunks)
+
+
+def wait_for_a_request_in_flight(pids, seconds=30):
+    """Until one of the workers ``pids`` holds an accepted connection: a request it is
+    serving (rather than sleeping and hoping the request got there)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for pid in pids:
+            try:
+                process = psutil.Process(pid)
+                listing = getattr(process, "net_connections", None) or process.connections
+                connections = listing("tcp")  # net_connections: psutil 6+
+            except psutil.Error:
+                continue
+            if any(c.status == psutil.CONN_ESTABLISHED for c in connections):
+                return
+        time.sleep(0.02)
+    pytest.fail(f"no worker of {pids} accepted the request within {seconds} s")
+
+
+def tree_cpu_seconds(pid) -> float:
+    """CPU seconds used so far by ``pid`` and its descendants."""
+    total = 0.0
+    root = psutil.Process(pid)
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
 
 
 # --- the demo app alone ---
@@ -138,17 +171,27 @@ def test_the_supervisor_replaces_a_killed_worker(method):
 
 
 def test_a_crash_looping_worker_is_restarted_with_growing_delays():
+    """The back-off the supervisor *schedules* (0.1, 0.2, 0.4, 0.8 s), not wall-clock gaps,
+    which also hold how long each failed start took (long under spawn or on a busy CPU)."""
+
+    def backoffs():  # slot 0's; a worker killed after a full MIN_UPTIME restarts at once (0 s)
+        return list(itertools.dropwhile(lambda d: d == 0.0,
+                                        [d for slot, d in server.restart_delays if slot == 0]))
+
     with prefork.PreforkServer(workers=2) as server:
         server.worker_init = faults.exit_abruptly  # every new worker now dies at once
         os.kill(server.pids[0], signal.SIGKILL)
-        time.sleep(1.6)
-        failures = [e for e in server.events if e.kind == "failed to start"]
-        assert 3 <= len(failures) <= 6, failures  # 0.1 + 0.2 + 0.4 + 0.8 s of back-off
-        gaps = [b.seconds - a.seconds for a, b in zip(failures, failures[1:], strict=False)]
-        assert gaps == sorted(gaps) and gaps[-1] > 2 * gaps[0]
+        deadline = time.monotonic() + 60
+        while len(backoffs()) < 4:
+            assert time.monotonic() < deadline, f"only {backoffs()} scheduled in 60 s"
+            time.sleep(0.05)
+        first = prefork.FIRST_BACKOFF_SECONDS
+        assert backoffs()[:4] == pytest.approx([first, 2 * first, 4 * first, 8 * first])
+        failures = [e for e in server.events if e.kind == "failed to start" and e.slot == 0]
+        assert len(failures) >= 3  # each doubling follows a start that failed
         assert get(server.url + "/whoami")[0] == 200  # the other worker still serves
         server.worker_init = None  # fixed: the next try succeeds
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30  # the back-off may have reached its 5 s cap by now
         while len(server.pids) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(server.pids) == 2
@@ -159,13 +202,16 @@ def test_rolling_restart_under_load_loses_no_request(method):
     with prefork.PreforkServer(workers=2, start_method=method) as server:
         before = set(server.pids)
         run = prefork.start_load(server.url + "/cpu?ms=3", requests=100_000, concurrency=6,
-                                 max_seconds=2.5)
+                                 max_seconds=3.0)
         time.sleep(0.6)
         after = set(server.rolling_restart())
         result = run.result()
         assert not before & after and len(after) == 2
-        assert result.failures == 0 and result.ok > 100, result.failure_kinds()
-        assert set(result.pids) >= after  # the new workers served part of the load
+        assert result.failures == 0 and result.ok > 0, result.failure_kinds()
+        # The first new worker served part of the load (the second may be ready only as
+        # the load ends, when starting it is slow), and only new workers serve now.
+        assert set(result.pids) & after
+        assert set(prefork.load(server.url + "/whoami", requests=20, concurrency=4).pids) <= after
 
 
 def test_graceful_stop_finishes_the_request_in_flight():
@@ -173,12 +219,12 @@ def test_graceful_stop_finishes_the_request_in_flight():
     answers = []
     thread = threading.Thread(target=lambda: answers.append(get(server.url + "/cpu?ms=700")))
     thread.start()
-    time.sleep(0.3)
-    started = time.monotonic()
+    wait_for_a_request_in_flight(server.pids)
     server.stop()
     thread.join(10)
     assert answers and answers[0][0] == 200
-    assert time.monotonic() - started < 5
+    # exit code 0: every worker finished and left by itself, none was killed at the end of
+    # the 10 s grace period (which a wall-clock bound would check less surely)
     assert all(e.detail == "exit code 0" for e in server.events if e.kind == "stopped")
 
 
@@ -192,7 +238,7 @@ def test_sigterm_stops_a_script_gracefully():
         answers = []
         thread = threading.Thread(target=lambda: answers.append(get(url + "/io?ms=700")))
         thread.start()
-        time.sleep(0.3)
+        wait_for_a_request_in_flight(pids)
         process.send_signal(signal.SIGTERM)
         thread.join(10)
         assert process.wait(15) == 0
@@ -248,7 +294,8 @@ def test_load_is_bounded_in_time_and_reports_percentiles():
     with prefork.PreforkServer(workers=2) as server:
         result = prefork.load(server.url + "/io?ms=20", requests=100_000, concurrency=4,
                               max_seconds=0.6)
-    assert result.wall_seconds < 1.5 and 0 < result.requests < 1000
+    # 100,000 requests of 20 ms on 4 connections would take 500 s: the bound stops it
+    assert result.wall_seconds < 10 and 0 < result.requests < 1000
     assert result.percentile(50) <= result.percentile(95) <= result.percentile(99)
     assert result.percentile(50) >= 0.02
     assert result.cpu_seconds > 0
@@ -282,8 +329,12 @@ def test_offloading_keeps_the_loop_answering_while_cpu_work_runs():
     results = {}
     for mode in asyncio_server.MODES:
         with asyncio_server.AsyncAppServer(mode, workers=2) as server:
-            busy = prefork.start_load(server.url + "/cpu?ms=100", requests=6, concurrency=2)
-            time.sleep(0.05)
+            cpu_before = tree_cpu_seconds(server.pid)
+            busy = prefork.start_load(server.url + "/cpu?ms=100", requests=12, concurrency=2)
+            deadline = time.monotonic() + 30  # until the CPU work is really running
+            while tree_cpu_seconds(server.pid) < cpu_before + 0.05:
+                assert time.monotonic() < deadline, f"{mode}: the /cpu requests never ran"
+                time.sleep(0.01)
             quick = prefork.load(server.url + "/io?ms=1", requests=5, concurrency=1)
             busy.result()
             results[mode] = quick.percentile(50)
@@ -321,6 +372,7 @@ time.sleep(60)
 
 
 @needs_gunicorn
+@pytest.mark.slow
 def test_copy_on_write_measures_each_configuration():
     rows = server_load.copy_on_write(workers=2, rows=50_000)
     configs = {r["config"] for r in rows}

@@ -14,6 +14,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from helpers.bench import diagnosis, suite
+from helpers.bench.schema import Summary
 from helpers.core import measure
 from helpers.view import compare
 
@@ -142,6 +143,13 @@ def test_references_are_compared_like_with_like(quick_result, tmp_path):
 def test_the_summary_is_recomputed_from_the_records(quick_result):
     stripped = {**quick_result, "summary": {}}
     assert compare.with_summary(stripped)["summary"] == quick_result["summary"]
+
+
+def test_a_fresh_summary_round_trips_through_its_dataclasses(quick_result):
+    """What a run writes is exactly what ``Summary.to_json()`` gives (see test_bench_schema)."""
+    summary = Summary.from_json(quick_result["summary"])
+    assert summary.to_json() == quick_result["summary"]
+    assert summary == suite.summarize(measure.records_of(quick_result), quick_result["machine"])
 
 
 def test_the_comparison_plots_draw_yours_and_the_references(quick_result):

@@ -108,6 +108,27 @@ def test_environment_yml_and_pyproject_name_the_same_packages():
     assert conda_names == pip_names
 
 
+def test_the_conda_pip_section_installs(tmp_path):
+    """conda writes the ``pip:`` entries, one a line, to a requirements file beside
+    environment.yml and runs ``pip install -r`` on it: do exactly that, as a dry run.
+    (conda itself is not available on the course's machines.)"""
+    import yaml
+
+    spec = yaml.safe_load((ROOT / "environment.yml").read_text())
+    sections = [d["pip"] for d in spec["dependencies"] if isinstance(d, dict) and "pip" in d]
+    assert len(sections) == 1 and sections[0], "environment.yml needs one pip section"
+    requirements = ROOT / f"condaenv.{tmp_path.name}.requirements.txt"
+    requirements.write_text("\n".join(sections[0]) + "\n")
+    try:
+        run = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run",
+                              "-r", requirements.name],
+                             capture_output=True, text=True, cwd=ROOT, timeout=240)
+    finally:
+        requirements.unlink()
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "scaling-cpu-python" in run.stdout.lower().replace("_", "-")
+
+
 def test_constraints_pin_every_direct_dependency():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = _names(_every_requirement(project))
@@ -148,9 +169,52 @@ def test_every_reference_file_is_listed_in_the_data_readme():
 def test_make_setup_installs_every_extra():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     makefile = (ROOT / "Makefile").read_text()
-    extras = re.search(r"^EXTRAS := (.+)$", makefile, re.MULTILINE).group(1).split(",")
-    assert set(extras) == set(project["optional-dependencies"])
+    learner = re.search(r"^LEARNER_EXTRAS := (.+)$", makefile, re.MULTILINE).group(1)
+    everything = re.search(r"^EXTRAS := (.+)$", makefile, re.MULTILINE).group(1)
+    assert everything == "$(LEARNER_EXTRAS),test"
+    assert set(learner.split(",")) | {"test"} == set(project["optional-dependencies"])
+    assert "lab: $(LEARNER_STAMP)" in makefile  # a learner gets no test tools
 
+
+PROCESS_NOTEBOOKS = ROOT / ".ci" / "process_notebooks.py"
+
+
+def test_the_start_method_passes_find_every_notebook_that_starts_processes(tmp_path):
+    """make test's spawn and forkserver passes: read from the metadata as JSON (any
+    spacing), and an empty list is an error, not a pass that runs nothing."""
+    run = subprocess.run([sys.executable, str(PROCESS_NOTEBOOKS)], capture_output=True,
+                         text=True, cwd=ROOT, timeout=60)
+    assert run.returncode == 0, run.stderr
+    expected = [f"notebooks/{p.name}" for p in sorted((ROOT / "notebooks").glob("*.ipynb"))
+                if load(p)["metadata"]["course"]["starts_processes"]]
+    assert run.stdout.split() == expected and expected
+
+    def notebook(name, flag):
+        text = json.dumps({"cells": [], "metadata": {"course": {"starts_processes": flag}}},
+                          indent=None, separators=(",", ":"))  # spacing grep would miss
+        (tmp_path / name).write_text(text)
+
+    notebook("a.ipynb", False)
+    run = subprocess.run([sys.executable, str(PROCESS_NOTEBOOKS), str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1 and "would run nothing" in run.stderr and not run.stdout
+    notebook("b.ipynb", True)
+    run = subprocess.run([sys.executable, str(PROCESS_NOTEBOOKS), str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout.split() == [str(tmp_path / "b.ipynb")]
+    notebook("c.ipynb", "yes")
+    run = subprocess.run([sys.executable, str(PROCESS_NOTEBOOKS), str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1 and "must be true or false" in run.stderr
+
+
+def test_make_test_runs_ruff_first_and_every_start_method_pass():
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = re.search(r"^test: .*\n((?:\t.*\n)+)", makefile, re.MULTILINE).group(1)
+    lines = recipe.splitlines()
+    assert "ruff check" in lines[0]
+    for method in ("spawn", "forkserver"):
+        assert f"$(call start_method_pass,{method})" in recipe
 
 #: Packages that only the extras bring: the benchmark must not need any of them.
 EXTRAS_ONLY = ("matplotlib", "ipywidgets", "IPython", "jupyterlab", "PIL", "tqdm", "dask",

@@ -1,6 +1,7 @@
 """The tree shows the architecture: layers, one-way imports, a standard-library worker side."""
 
 import ast
+import re
 import subprocess
 import sys
 
@@ -123,3 +124,26 @@ def test_the_worker_side_list_is_not_empty_and_excludes_only_named_modules():
     assert "helpers.pool.parent" in WORKER_MODULES and "helpers.tasks.faults" in WORKER_MODULES
     for module in PARENT_ONLY:
         assert (REPO_ROOT / (module.replace(".", "/") + ".py")).exists()
+
+
+def module_references():
+    """Every ``python -m helpers.…`` and gunicorn ``helpers.…:app`` named in the repository."""
+    texts = [p for p in REPO_ROOT.glob("*.md")] + [REPO_ROOT / "Makefile"]
+    texts += sorted(REPO_ROOT.glob("data/*.md")) + sorted(REPO_ROOT.glob("notebooks/*.ipynb"))
+    texts += sorted(HELPERS.rglob("*.py")) + sorted((REPO_ROOT / "tests").glob("*.py"))
+    found = set()
+    for path in texts:
+        text = path.read_text()
+        found |= set(re.findall(r"-m (helpers(?:\.\w+)+)", text))
+        found |= set(re.findall(r"\"-m\", \"(helpers(?:\.\w+)+)\"", text))
+        found |= set(re.findall(r"(helpers(?:\.\w+)+):\w+", text))
+    return sorted(found)
+
+
+def test_every_module_named_on_a_command_line_exists():
+    references = module_references()
+    assert "helpers.bench" in references and "helpers.servers.demo_app" in references
+    missing = [name for name in references
+               if not (REPO_ROOT / name.replace(".", "/")).is_dir()
+               and not (REPO_ROOT / (name.replace(".", "/") + ".py")).exists()]
+    assert missing == [], f"commands name modules that do not exist: {missing}"

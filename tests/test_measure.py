@@ -73,3 +73,20 @@ def test_results_round_trip_through_json(tmp_path):
     path.write_text(json.dumps(document))
     with pytest.raises(ValueError, match="schema version 99"):
         measure.load_results(path)
+
+
+def test_every_speedup_is_paired_by_repeat():
+    """A repeat that was slow for everyone (repeat 1 here) gives the same ratio as a fast one."""
+    triples = [(0, "serial", 1.0), (0, "pool", 0.5), (1, "serial", 2.0), (1, "pool", 2.0)]
+    assert measure.paired_speedups(triples, "serial") == {"serial": [1.0, 1.0],
+                                                           "pool": [2.0, 1.0]}
+    with pytest.raises(ValueError, match="baseline"):
+        measure.paired_speedups(triples, "threads")
+
+
+def test_the_interpreter_sweep_pairs_its_repeats():
+    from helpers.experiments import interpreters
+
+    document = {"results": {"thread": {"python": {"1": [1.0, 2.0], "2": [0.5, 2.0]}}}}
+    two = interpreters.speedups(document)["python"][2]
+    assert (two.median, two.low, two.high) == (1.5, 1.0, 2.0)  # unpaired would say 1.2

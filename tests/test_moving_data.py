@@ -35,7 +35,7 @@ def test_payloads_above_the_limits_are_skipped_with_a_reason(monkeypatch):
 def test_a_crashed_worker_leaves_no_segment_behind(method):
     before = set(os.listdir("/dev/shm"))
     result = data_transfer.crash_while_attached(method)
-    assert result["worker exit code"] == 3 and result["left in /dev/shm"] == []
+    assert result["exit_code"] == 3 and result["left_in_shm"] == []
     assert set(os.listdir("/dev/shm")) - before == set()
 
 
@@ -48,6 +48,8 @@ def test_the_owner_unlinks_even_when_the_block_fails():
 
 
 @needs_shm
+@pytest.mark.slow
+@pytest.mark.notebooks
 @pytest.mark.parametrize("notebook", ["07_moving_data.ipynb", "04_joblib.ipynb"])
 def test_the_notebook_leaves_nothing_in_dev_shm(notebook, tmp_path):
     """Run the whole notebook in a kernel (quick mode); /dev/shm must be as it was."""

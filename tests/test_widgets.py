@@ -121,6 +121,7 @@ def test_loop_dashboard_bad_value():
     assert "CPU task size 0 ms is out of range" in outputs_text(dashboard)
 
 
+@pytest.mark.slow
 def test_thread_dashboard_draws_speedup_and_cpu_use():
     dashboard = widgets.ThreadDashboard()
     dashboard.workload.value = "sha256"

@@ -13,7 +13,8 @@ Suites:
 
 Each suite measures side by side in one run (interleaved repeats, medians), prints
 ratios against the course's targets, and writes one JSON document in the course's
-result schema, with the machine card of the machine it ran on. ``diagnosis.py`` reads a
+result schema, with the machine card of the machine it ran on. ``schema.py`` types the
+course result's summary (``Summary.from_json`` / ``to_json``); ``diagnosis.py`` reads a
 course result and answers "why no speedup?" with ranked, quoted evidence.
 
 The benchmark runs experiments (``helpers.experiments``); no experiment imports it.

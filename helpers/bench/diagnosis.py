@@ -1,16 +1,19 @@
 """Why no speedup? The diagnosis of a course benchmark result.
 
 It reads a benchmark result (``python -m helpers.bench``, or notebook 10): the machine
-card and the summary of medians. Each cause below looks for its own evidence in those
-numbers and, when it finds it, returns a :class:`Finding` that quotes them. Findings are
-ranked by ``impact``: roughly the share of the possible speedup the cause costs on this
-machine (a ranking aid, not a precise figure).
+card and the summary of medians (read once into a :class:`~helpers.bench.schema.Summary`).
+Each cause below looks for its own evidence in those numbers and, when it finds it,
+returns a :class:`Finding` that quotes them. Findings are ranked by ``impact``: roughly
+the share of the possible speedup the cause costs on this machine (a ranking aid, not a
+precise figure).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from helpers.bench.schema import Summary
 
 
 @dataclass(frozen=True)
@@ -37,19 +40,10 @@ def _or_none(quota: float | None) -> str:
     return f"{quota:g} CPU{'' if quota == 1 else 's'}"
 
 
-def _point(summary: dict[str, Any], workload: str, executor: str) -> tuple[int, float] | None:
-    """(most workers, median speedup there) for one workload and executor, if measured."""
-    points = summary.get("speedup", {}).get(workload, {}).get(executor, {})
-    if not points:
-        return None
-    workers = max(points, key=int)
-    return int(workers), points[workers]["median"]
-
-
-def _one_cpu(card: dict[str, Any], summary: dict[str, Any]) -> Finding | None:
+def _one_cpu(card: dict[str, Any], summary: Summary) -> Finding | None:
     if card.get("usable_cpus") != 1:
         return None
-    best = _point(summary, "python", "WorkerPool")
+    best = summary.best("python", "WorkerPool")
     measured = f"; the best process speedup measured was {best[1]:.2f}×" if best else ""
     return Finding(
         "one-cpu", "This process can use only one CPU",
@@ -61,7 +55,7 @@ def _one_cpu(card: dict[str, Any], summary: dict[str, Any]) -> Finding | None:
         1.0)
 
 
-def _cpu_limit(card: dict[str, Any], summary: dict[str, Any]) -> Finding | None:
+def _cpu_limit(card: dict[str, Any], summary: Summary) -> Finding | None:
     logical, usable = card.get("logical_cpus") or 1, card.get("usable_cpus") or 1
     if usable >= logical or usable == 1:
         return None
@@ -82,15 +76,15 @@ def _cpu_limit(card: dict[str, Any], summary: dict[str, Any]) -> Finding | None:
         0.9 * (1 - usable / logical))
 
 
-def _gil_threads(card: dict[str, Any], summary: dict[str, Any]) -> Finding | None:
-    threads = _point(summary, "python", "threads")
-    processes = _point(summary, "python", "WorkerPool")
+def _gil_threads(card: dict[str, Any], summary: Summary) -> Finding | None:
+    threads = summary.best("python", "threads")
+    processes = summary.best("python", "WorkerPool")
     if not card.get("gil_enabled", True) or threads is None or processes is None:
         return None
     workers, speedup = threads
     if workers < 2 or speedup > 0.6 * workers or processes[1] < speedup + 0.2:
         return None
-    releasing = _point(summary, "sha256", "threads")
+    releasing = summary.best("sha256", "threads")
     also = (f"; GIL-releasing sha256 on the same threads: {releasing[1]:.2f}×"
             if releasing else "")
     return Finding(
@@ -103,52 +97,52 @@ def _gil_threads(card: dict[str, Any], summary: dict[str, Any]) -> Finding | Non
         max(0.0, 1 - speedup / processes[1]))
 
 
-def _small_tasks(card: dict[str, Any], summary: dict[str, Any]) -> Finding | None:
-    table = summary.get("task_size", {})
-    points = table.get("efficiency", {}).get("ProcessPoolExecutor", {})
+def _small_tasks(card: dict[str, Any], summary: Summary) -> Finding | None:
+    table = summary.task_size
+    points = table.efficiency.get("ProcessPoolExecutor", {})
     if len(points) < 2:
         return None
-    sizes = sorted(points, key=float)
+    sizes = sorted(points)
     small, large = sizes[0], sizes[-1]
     if points[small] >= 0.5 or points[large] - points[small] < 0.2:
         return None
-    enough = next((ms for ms in sizes if points[ms] >= 0.8), None)
-    per_task = summary.get("overhead_seconds_per_task", {}).get("ProcessPoolExecutor")
+    enough = table.break_even_ms("ProcessPoolExecutor", 0.8)
+    per_task = summary.overhead_seconds_per_task.get("ProcessPoolExecutor")
     overhead = f"; each submit costs about {per_task * 1e6:.0f} µs" if per_task else ""
-    batched = table["efficiency"].get("WorkerPool", {}).get(small)
-    batching = (f"; WorkerPool, which batches small tasks, reaches {batched:.0%} at {small} ms"
+    batched = table.efficiency.get("WorkerPool", {}).get(small)
+    batching = (f"; WorkerPool, which batches small tasks, reaches {batched:.0%} at {small:g} ms"
                 if batched is not None else "")
     return Finding(
         "small-tasks", "Tasks too small for their overhead",
-        f"ProcessPoolExecutor on {_plural(table.get('workers'), 'worker')}, one submit per task: "
-        f"{points[small]:.0%} efficiency with {small} ms tasks, {points[large]:.0%} with "
-        f"{large} ms tasks{overhead}{batching}.",
-        f"Give each task more work (here, tasks of {enough or large} ms or more reach 80 %), "
+        f"ProcessPoolExecutor on {_plural(table.workers, 'worker')}, one submit per task: "
+        f"{points[small]:.0%} efficiency with {small:g} ms tasks, {points[large]:.0%} with "
+        f"{large:g} ms tasks{overhead}{batching}.",
+        f"Give each task more work (here, tasks of {enough or large:g} ms or more reach 80 %), "
         "or batch: `map(..., chunksize=N)`, joblib's `batch_size=\"auto\"`, WorkerPool's "
         "automatic batching.",
         points[large] - points[small])
 
 
-def _blas_oversubscription(card: dict[str, Any], summary: dict[str, Any]) -> Finding | None:
-    blas = summary.get("blas")
-    if not blas or blas["oversubscription_slowdown"] < 1.15:
+def _blas_oversubscription(card: dict[str, Any], summary: Summary) -> Finding | None:
+    blas = summary.blas
+    if blas is None or blas.oversubscription_slowdown < 1.15:
         return None
-    seconds = blas["seconds"]
+    seconds = blas.seconds
     return Finding(
         "blas-oversubscription", "BLAS threads × worker processes oversubscribe the CPUs",
-        f"{card.get('usable_cpus')} processes each running {blas.get('blas_threads')} BLAS "
+        f"{card.get('usable_cpus')} processes each running {blas.blas_threads} BLAS "
         f"threads took {seconds['processes, BLAS threads']:.2f} s; with one BLAS thread per "
         f"process {seconds['processes, 1 BLAS thread']:.2f} s "
-        f"({blas['oversubscription_slowdown']:.2f}× slower oversubscribed).",
+        f"({blas.oversubscription_slowdown:.2f}× slower oversubscribed).",
         "Give each worker one BLAS thread (`threadpoolctl.threadpool_limits(1)` in the "
         "initializer, `OMP_NUM_THREADS=1` before starting workers, joblib's "
         "`inner_max_num_threads`), or use one process and let BLAS use the CPUs.",
-        1 - 1 / blas["oversubscription_slowdown"])
+        1 - 1 / blas.oversubscription_slowdown)
 
 
-def _slow_start_method(card: dict[str, Any], summary: dict[str, Any]) -> Finding | None:
-    method = summary.get("start_method") or card.get("start_method")
-    first = summary.get("first_result_seconds", {})
+def _slow_start_method(card: dict[str, Any], summary: Summary) -> Finding | None:
+    method = summary.start_method or card.get("start_method")
+    first = summary.first_result_seconds
     if method not in ("spawn", "forkserver") or method not in first:
         return None
     seconds = min(first[method].values())
@@ -167,12 +161,12 @@ def _slow_start_method(card: dict[str, Any], summary: dict[str, Any]) -> Finding
         min(0.5, extra / (extra + 1.0)))  # the share of a one-second job
 
 
-def _noisy(card: dict[str, Any], summary: dict[str, Any]) -> Finding | None:
+def _noisy(card: dict[str, Any], summary: Summary) -> Finding | None:
     worst, where = 0.0, ""
-    for workload, table in summary.get("speedup", {}).items():
+    for workload, table in summary.speedup.items():
         for executor, points in table.items():
             for workers, point in points.items():
-                spread = (point["high"] - point["low"]) / point["median"]
+                spread = (point.high - point.low) / point.median
                 if spread > worst:
                     worst, where = spread, f"{executor}, {workload}, {workers} workers"
     if worst <= 0.3:
@@ -195,7 +189,7 @@ CAUSES = (_one_cpu, _cpu_limit, _gil_threads, _small_tasks, _blas_oversubscripti
 
 def why_no_speedup(document: dict[str, Any]) -> list[Finding]:
     """Every cause the benchmark result shows evidence of, biggest impact first."""
-    card, summary = document.get("machine", {}), document.get("summary", {})
+    card, summary = document.get("machine", {}), Summary.from_json(document.get("summary", {}))
     findings = [f for cause in CAUSES if (f := cause(card, summary)) is not None]
     return sorted(findings, key=lambda f: f.impact, reverse=True)
 

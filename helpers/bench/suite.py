@@ -33,9 +33,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
 from helpers.bench import diagnosis
+from helpers.bench.schema import Blas, Range, SpeedupPoint, Summary, TaskSizeTable
 from helpers.core import config, machine, measure, workloads
 from helpers.core.measure import Measurement
-from helpers.experiments import eventloop, pool_overhead, strong_scaling
+from helpers.experiments import eventloop, executors, pool_overhead, strong_scaling
 from helpers.pool import WorkerPool
 from helpers.pool.joblib_backend import joblib_session
 
@@ -115,14 +116,10 @@ def _run_job(executor: str, workers: int, plan: Plan, fn: Callable[[int], Any], 
             start = time.perf_counter()
             parallel(delayed(fn)(units) for _ in range(tasks))
             return time.perf_counter() - start
-    if executor == "threads":
-        pool: Any = ThreadPoolExecutor(max_workers=workers)
-    elif executor == "WorkerPool":
-        pool = WorkerPool(workers, mp_context=config.mp_context(plan.start_method))
-    else:
-        pool = strong_scaling.make_executor("process", workers, plan.start_method)
+    kind = {"threads": "thread", "WorkerPool": "WorkerPool"}.get(executor, "process")
+    pool = executors.make_executor(kind, workers, plan.start_method)
     try:
-        strong_scaling.warm_up(pool, workers)
+        executors.warm_up(pool, workers)
         start = time.perf_counter()
         futures = [pool.submit(fn, units) for _ in range(tasks)]
         for future in futures:
@@ -180,12 +177,12 @@ def task_size(plan: Plan, say: Callable[[str], None]) -> list[Measurement]:
     context = config.mp_context(plan.start_method)
     pools: dict[str, Any] = {
         "WorkerPool": WorkerPool(workers, mp_context=context),
-        "ProcessPoolExecutor": strong_scaling.make_executor("process", workers, plan.start_method),
+        "ProcessPoolExecutor": executors.make_executor("process", workers, plan.start_method),
     }
     records = []
     try:
         for pool in pools.values():
-            strong_scaling.warm_up(pool, workers)
+            executors.warm_up(pool, workers)
         configs = [(size, executor) for size in plan.task_sizes_ms
                    for executor in ("serial", *pools)]
         for repeat, (size_ms, executor) in measure.interleaved(configs, plan.repeats):
@@ -303,7 +300,7 @@ def blas(plan: Plan, say: Callable[[str], None]) -> list[Measurement]:
         limit = {"initializer": workloads.limit_blas_threads, "initargs": (1,)} \
             if name.endswith("1 BLAS thread") else {}
         with WorkerPool(size, mp_context=context, **limit) as pool:
-            strong_scaling.warm_up(pool, size)
+            executors.warm_up(pool, size)
             pool.submit(workloads.blas_matmul, 1).result()
             start = time.perf_counter()
             for _ in pool.map(workloads.blas_matmul, [10] * tasks, chunksize=1):
@@ -366,7 +363,7 @@ class CourseBenchmark:
         return measure.result_document(
             KIND, self.records, metadata, mode=self.plan.mode, plan=asdict(self.plan),
             parts_seconds=self.seconds, skipped=self.skipped,
-            summary=summarize(self.records, metadata),
+            summary=summarize(self.records, metadata).to_json(),
         )
 
 
@@ -404,14 +401,14 @@ def _median_by_executor(records: list[Measurement], experiment: str,
 
 
 def _range_by_executor(records: list[Measurement], experiment: str,
-                       per_task: bool = False) -> dict[str, list[float]]:
-    """{executor: [fastest, slowest]} over the repeats, for the plots' whiskers."""
-    return {executor: [min(v), max(v)]
+                       per_task: bool = False) -> dict[str, Range]:
+    """{executor: (fastest, slowest)} over the repeats, for the plots' whiskers."""
+    return {executor: (min(v), max(v))
             for executor, v in _by_executor(records, experiment, per_task).items()}
 
 
-def _speedup_table(records: list[Measurement]) -> dict[str, Any]:
-    """{workload: {executor: {workers: {median, low, high}}}}: speedup over serial, per repeat."""
+def _speedup_table(records: list[Measurement]) -> dict[str, dict[str, dict[int, SpeedupPoint]]]:
+    """{workload: {executor: {workers: SpeedupPoint}}}: speedup over serial, per repeat."""
     serial = {(r.workload, r.repeat): r.seconds for r in records
               if r.experiment == "scaling" and r.executor == "serial"}
     ratios: dict[tuple, list[float]] = defaultdict(list)
@@ -420,17 +417,17 @@ def _speedup_table(records: list[Measurement]) -> dict[str, Any]:
                 and (r.workload, r.repeat) in serial:
             ratios[(r.workload, r.executor, r.workers)].append(
                 serial[(r.workload, r.repeat)] / r.seconds)
-    table: dict[str, Any] = {}
+    table: dict[str, dict[str, dict[int, SpeedupPoint]]] = {}
     for (workload, executor, workers), values in sorted(ratios.items()):
         s = measure.spread(values)
-        table.setdefault(workload, {}).setdefault(executor, {})[str(workers)] = {
-            "median": s.median, "low": s.low, "high": s.high}
+        table.setdefault(workload, {}).setdefault(executor, {})[workers] = SpeedupPoint(
+            median=s.median, low=s.low, high=s.high)
     return table
 
 
-def _task_size_table(records: list[Measurement]) -> dict[str, Any]:
+def _task_size_table(records: list[Measurement]) -> TaskSizeTable:
     """{executor: {task ms: efficiency}} (serial time / (parallel time × workers)), medians,
-    and under "range" the lowest and highest efficiency over the repeats."""
+    and under ``range`` the lowest and highest efficiency over the repeats."""
     serial = {(r.task_seconds, r.repeat): r.seconds for r in records
               if r.experiment == "task-size" and r.executor == "serial"}
     values: dict[tuple, list[float]] = defaultdict(list)
@@ -441,17 +438,18 @@ def _task_size_table(records: list[Measurement]) -> dict[str, Any]:
             values[(r.executor, r.task_seconds)].append(
                 serial[(r.task_seconds, r.repeat)] / (r.seconds * r.workers))
             workers[r.executor] = r.workers
-    table: dict[str, Any] = {"workers": max(workers.values(), default=None), "efficiency": {},
-                             "range": {}}
+    efficiency: dict[str, dict[float, float]] = {}
+    spans: dict[str, dict[float, Range]] = {}
     for (executor, task_seconds), effs in sorted(values.items()):
-        ms = f"{task_seconds * 1000:g}"
-        table["efficiency"].setdefault(executor, {})[ms] = statistics.median(effs)
-        table["range"].setdefault(executor, {})[ms] = [min(effs), max(effs)]
-    return table
+        ms = float(f"{task_seconds * 1000:g}")  # 0.1, not 0.09999999999999999
+        efficiency.setdefault(executor, {})[ms] = statistics.median(effs)
+        spans.setdefault(executor, {})[ms] = (min(effs), max(effs))
+    return TaskSizeTable(workers=max(workers.values(), default=None), efficiency=efficiency,
+                         range=spans)
 
 
-def summarize(records: list[Measurement], metadata: dict[str, Any]) -> dict[str, Any]:
-    """Medians by part: what the notebook plots and the diagnosis reads (plain data)."""
+def summarize(records: list[Measurement], metadata: dict[str, Any]) -> Summary:
+    """Medians by part: what the notebook plots and the diagnosis read (see ``schema``)."""
     first: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
         if r.experiment == "first-result":
@@ -459,62 +457,61 @@ def summarize(records: list[Measurement], metadata: dict[str, Any]) -> dict[str,
     blas_times = _median_by_executor(records, "blas")
     blas_summary = None
     if len(blas_times) == len(BLAS_CONFIGS):
-        blas_summary = {
-            "seconds": blas_times,
-            "blas_threads": max((p["threads"] or 1 for p in metadata.get("blas", [])),
-                                default=None),
-            "oversubscription_slowdown": blas_times["processes, BLAS threads"]
+        blas_summary = Blas(
+            seconds=blas_times,
+            blas_threads=max((p["threads"] or 1 for p in metadata.get("blas", [])),
+                             default=None),
+            oversubscription_slowdown=blas_times["processes, BLAS threads"]
             / blas_times["processes, 1 BLAS thread"],
-        }
-    return {
-        "usable_cpus": metadata.get("usable_cpus"),
-        "start_method": next((r.start_method for r in records if r.experiment == "scaling"
-                              and r.executor == "WorkerPool"), None),
-        "speedup": _speedup_table(records),
-        "task_size": _task_size_table(records),
-        "overhead_seconds_per_task": _median_by_executor(records, "tiny", per_task=True),
-        "overhead_range": _range_by_executor(records, "tiny", per_task=True),
-        "parent_cpu_seconds_per_task": _median_by_executor(records, "parent-cpu",
-                                                           per_task=True),
-        "loop_max_lag_seconds": _median_by_executor(records, "loop-lag"),
-        "first_result_seconds": {method: {executor: statistics.median(values)
-                                          for executor, values in pools.items()}
-                                 for method, pools in first.items()},
-        "first_result_range": {method: {executor: [min(values), max(values)]
-                                        for executor, values in pools.items()}
-                               for method, pools in first.items()},
-        "blas": blas_summary,
-    }
+        )
+    return Summary(
+        usable_cpus=metadata.get("usable_cpus"),
+        start_method=next((r.start_method for r in records if r.experiment == "scaling"
+                           and r.executor == "WorkerPool"), None),
+        speedup=_speedup_table(records),
+        task_size=_task_size_table(records),
+        overhead_seconds_per_task=_median_by_executor(records, "tiny", per_task=True),
+        overhead_range=_range_by_executor(records, "tiny", per_task=True),
+        parent_cpu_seconds_per_task=_median_by_executor(records, "parent-cpu", per_task=True),
+        loop_max_lag_seconds=_median_by_executor(records, "loop-lag"),
+        first_result_seconds={method: {executor: statistics.median(values)
+                                       for executor, values in pools.items()}
+                              for method, pools in first.items()},
+        first_result_range={method: {executor: (min(values), max(values))
+                                     for executor, values in pools.items()}
+                            for method, pools in first.items()},
+        blas=blas_summary,
+    )
 
 
 def report(document: dict[str, Any]) -> str:
     """The summary as text, for the terminal."""
-    card, summary = document["machine"], document["summary"]
+    card, summary = document["machine"], Summary.from_json(document["summary"])
     lines = [f"Course benchmark ({document['mode']} mode) on {card['cpu_model']}, "
              f"{card['usable_cpus']} usable CPUs, Python {card['python']}"
              f"{' (free-threaded)' if card.get('free_threaded_build') else ''}"]
-    for workload, table in summary["speedup"].items():
+    for workload, table in summary.speedup.items():
         lines.append(f"\nspeedup over serial, {workload} workload:")
         for executor, points in table.items():
-            cells = ", ".join(f"{p}: {v['median']:.2f}×" for p, v in points.items())
+            cells = ", ".join(f"{p}: {v.median:.2f}×" for p, v in points.items())
             lines.append(f"  {executor:<20} {cells}")
-    efficiency = summary["task_size"]["efficiency"]
+    efficiency = summary.task_size.efficiency
     if efficiency:
-        lines.append(f"\nefficiency by task size ({summary['task_size']['workers']} workers):")
+        lines.append(f"\nefficiency by task size ({summary.task_size.workers} workers):")
         for executor, points in efficiency.items():
-            cells = ", ".join(f"{ms} ms: {v:.0%}" for ms, v in points.items())
+            cells = ", ".join(f"{ms:g} ms: {v:.0%}" for ms, v in points.items())
             lines.append(f"  {executor:<20} {cells}")
-    if summary["overhead_seconds_per_task"]:
+    if summary.overhead_seconds_per_task:
         lines.append("\nper tiny task (one submit each): " + ", ".join(
-            f"{k} {v * 1e6:.1f} µs" for k, v in summary["overhead_seconds_per_task"].items()))
-    if summary["loop_max_lag_seconds"]:
+            f"{k} {v * 1e6:.1f} µs" for k, v in summary.overhead_seconds_per_task.items()))
+    if summary.loop_max_lag_seconds:
         lines.append("worst event-loop lag: " + ", ".join(
-            f"{k} {v * 1000:.0f} ms" for k, v in summary["loop_max_lag_seconds"].items()))
-    for method, pools in summary["first_result_seconds"].items():
+            f"{k} {v * 1000:.0f} ms" for k, v in summary.loop_max_lag_seconds.items()))
+    for method, pools in summary.first_result_seconds.items():
         lines.append(f"first result, {method}: " + ", ".join(
             f"{k} {v * 1000:.0f} ms" for k, v in pools.items()))
-    if summary["blas"]:
-        lines.append(f"BLAS oversubscription: {summary['blas']['oversubscription_slowdown']:.2f}× "
+    if summary.blas:
+        lines.append(f"BLAS oversubscription: {summary.blas.oversubscription_slowdown:.2f}× "
                      "slower than one BLAS thread per worker")
     for part, reason in document.get("skipped", {}).items():
         lines.append(f"{part}: skipped, {reason}")

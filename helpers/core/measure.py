@@ -97,38 +97,44 @@ def interleaved(configs: Sequence[Config], repeats: int) -> Iterator[tuple[int, 
 # --- speedup and efficiency ---
 
 
-def speedups(measurements: Iterable[Measurement]) -> dict[int, list[float]]:
-    """Per worker count, the speedup of each repeat over the one-worker run of that repeat.
+def paired_speedups(seconds: Iterable[tuple[Any, Any, float]], baseline: Any
+                    ) -> dict[Any, list[float]]:
+    """For ``(repeat, label, seconds)`` triples: each label's speedup over ``baseline``
+    in the same repeat, one value per repeat.
 
-    Pairing runs by repeat keeps slow moments of the machine from counting twice.
+    Pairing runs by repeat keeps slow moments of the machine from counting twice: a
+    repeat that was slow for every label gives the same ratios as a fast one. Every
+    speedup the course reports is computed here.
     """
-    by_repeat: dict[int, dict[int, float]] = defaultdict(dict)
-    for m in measurements:
-        by_repeat[m.repeat][m.workers] = m.seconds
-    result: dict[int, list[float]] = defaultdict(list)
+    by_repeat: dict[Any, dict[Any, float]] = defaultdict(dict)
+    for repeat, label, value in seconds:
+        by_repeat[repeat][label] = value
+    result: dict[Any, list[float]] = defaultdict(list)
     for runs in by_repeat.values():
-        if 1 not in runs:
+        if baseline not in runs:
             continue
-        for workers, seconds in runs.items():
-            result[workers].append(runs[1] / seconds)
+        for label, value in runs.items():
+            result[label].append(runs[baseline] / value)
     if not result:
-        raise ValueError("speedups need one-worker runs as the baseline")
-    return dict(sorted(result.items()))
+        raise ValueError(f"no {baseline!r} runs to use as the baseline")
+    return dict(result)
+
+
+def speedups(measurements: Iterable[Measurement]) -> dict[int, list[float]]:
+    """Per worker count, the speedup of each repeat over the one-worker run of that repeat."""
+    triples = [(m.repeat, m.workers, m.seconds) for m in measurements]
+    try:
+        return dict(sorted(paired_speedups(triples, baseline=1).items()))
+    except ValueError:
+        raise ValueError("speedups need one-worker runs as the baseline") from None
 
 
 def speedups_over(rows: Iterable[dict[str, Any]], baseline: str,
                   key: str = "way") -> dict[str, Spread]:
     """For rows ``{key, repeat, seconds}``: each way's speedup over ``baseline`` in the same
-    repeat, as median and range (pairing by repeat, as :func:`speedups` does)."""
-    rows = list(rows)
-    base = {r["repeat"]: r["seconds"] for r in rows if r[key] == baseline}
-    if not base:
-        raise ValueError(f"no {baseline!r} rows to use as the baseline")
-    ratios: dict[str, list[float]] = {}
-    for r in rows:
-        if r["repeat"] in base:
-            ratios.setdefault(r[key], []).append(base[r["repeat"]] / r["seconds"])
-    return {way: spread(values) for way, values in ratios.items()}
+    repeat, as median and range."""
+    triples = [(r["repeat"], r[key], r["seconds"]) for r in rows]
+    return {way: spread(values) for way, values in paired_speedups(triples, baseline).items()}
 
 
 def percentile(values: Iterable[float], p: float) -> float:

@@ -3,7 +3,7 @@
     CostModel.measure()          this machine: per-task cost, per-byte cost, start cost
           │
           ▼
-    advise(task_seconds, payload_bytes, cpus, gil_releasing, tasks)
+    advise(task_seconds, payload_bytes=, cpus=, gil_releasing=, tasks=)
           │  predicts the job's time three ways (serial, threads, processes)
           ▼
     Advice: choice, executor, workers, chunksize, predicted speedups, reasons
@@ -140,7 +140,7 @@ def chunk_size(task_seconds: float, tasks: int, workers: int, model: CostModel) 
     return max(1, min(hide_overhead, keep_balance))
 
 
-def predict_seconds(choice: str, task_seconds: float, payload_bytes: int, tasks: int,
+def predict_seconds(choice: str, *, task_seconds: float, payload_bytes: int, tasks: int,
                     workers: int, chunksize: int, gil_releasing: bool,
                     model: CostModel) -> float:
     """The model's time for the whole job (see the module docstring)."""
@@ -160,7 +160,7 @@ def predict_seconds(choice: str, task_seconds: float, payload_bytes: int, tasks:
     raise ValueError(f"choice must be one of {CHOICES}, got {choice!r}")
 
 
-def advise(task_seconds: float, payload_bytes: int = 0, cpus: int | None = None,
+def advise(task_seconds: float, *, payload_bytes: int = 0, cpus: int | None = None,
            gil_releasing: bool = False, tasks: int = 1000,
            model: CostModel | None = None) -> Advice:
     """Recommend serial, threads or processes for ``tasks`` tasks, and say why.
@@ -185,8 +185,11 @@ def advise(task_seconds: float, payload_bytes: int = 0, cpus: int | None = None,
 
     workers = min(cpus, tasks)
     chunks = chunk_size(task_seconds, tasks, workers, model)
-    seconds = {choice: predict_seconds(choice, task_seconds, payload_bytes, tasks, workers,
-                                       chunks, releases, model) for choice in CHOICES}
+    seconds = {choice: predict_seconds(choice, task_seconds=task_seconds,
+                                       payload_bytes=payload_bytes, tasks=tasks,
+                                       workers=workers, chunksize=chunks,
+                                       gil_releasing=releases, model=model)
+               for choice in CHOICES}
     speedups = {c: seconds["serial"] / s for c, s in seconds.items()}
     best = min(CHOICES, key=lambda c: seconds[c])
     reasons = [f"The job: {tasks} tasks × {_duration(task_seconds)} = "
@@ -283,7 +286,9 @@ def speedup_for_cores(task_seconds: float, cores: int, tasks: int, model: CostMo
     workers = min(cores, tasks)
     chunks = chunk_size(task_seconds, tasks, workers, model)
     serial = tasks * task_seconds
-    best = min(predict_seconds(c, task_seconds, 0, tasks, workers, chunks, gil_releasing, model)
+    best = min(predict_seconds(c, task_seconds=task_seconds, payload_bytes=0, tasks=tasks,
+                               workers=workers, chunksize=chunks, gil_releasing=gil_releasing,
+                               model=model)
                for c in CHOICES)
     return serial / best
 

@@ -206,8 +206,8 @@ def crash_while_attached(start_method: str | None = None) -> dict[str, Any]:
         receiver.process.join(10)
         exitcode = receiver.process.exitcode
     time.sleep(0.1)
-    return {"segment": name, "worker exit code": exitcode,
-            "left in /dev/shm": sorted(shm_entries() - before)}
+    return {"segment": name, "exit_code": exitcode,
+            "left_in_shm": sorted(shm_entries() - before)}
 
 
 def cost_per_mib(rows: list[dict[str, Any]]) -> dict[str, float]:

@@ -22,12 +22,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
-from helpers.core import config, watchdog, workloads
-from helpers.pool import WorkerPool
+from helpers.core import config, workloads
+from helpers.experiments import executors
 
 STRATEGIES = ("inline", "to_thread", "WorkerPool", "ProcessPoolExecutor", "chunks")
 HEARTBEAT_SECONDS = 0.005
@@ -180,16 +180,6 @@ def _cpu_runner(strategy: str, executor: Executor | None,
             "WorkerPool": offload, "ProcessPoolExecutor": offload}[strategy]
 
 
-def _make_executor(strategy: str, workers: int, start_method: str | None) -> Executor | None:
-    context = config.mp_context(start_method)
-    if strategy == "WorkerPool":
-        return WorkerPool(workers, mp_context=context)
-    if strategy == "ProcessPoolExecutor":
-        return ProcessPoolExecutor(workers, mp_context=context,
-                                   initializer=watchdog.worker_setup)
-    return None
-
-
 async def lag_experiment(strategy: str = "inline", *, cpu_tasks: int = 2,
                          cpu_task_seconds: float = 0.3, workers: int = 2,
                          quiet_seconds: float = 0.2, start_method: str | None = None,
@@ -209,7 +199,8 @@ async def lag_experiment(strategy: str = "inline", *, cpu_tasks: int = 2,
     if calibration is None or calibration.workload != "python":
         calibration = workloads.calibrate("python", budget_seconds=0.2)
     units = calibration.units_for(cpu_task_seconds)
-    executor = _make_executor(strategy, workers, start_method)
+    kind = {"WorkerPool": "WorkerPool", "ProcessPoolExecutor": "process"}.get(strategy)
+    executor = None if kind is None else executors.make_executor(kind, workers, start_method)
     try:
         if executor is not None:  # start and warm the pool before the clock starts
             loop = asyncio.get_running_loop()

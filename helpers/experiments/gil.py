@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from helpers.core import config, measure, workloads
 from helpers.core.cpu_sampler import CpuSampler
 from helpers.experiments import interpreters, strong_scaling
+from helpers.experiments.executors import make_executor, warm_up
 from helpers.experiments.strong_scaling import ScalingResult
 from helpers.pool import WorkerPool
 from helpers.pool.joblib_backend import joblib_session
@@ -63,9 +64,9 @@ def cpu_use(workload: str = "python", workers: int | None = None,
     function = workloads.get(workload).function
     runs = []
     for executor in executors:
-        pool = strong_scaling.make_executor(executor, workers, None)
+        pool = make_executor(executor, workers, None)
         try:
-            strong_scaling.warm_up(pool, workers)
+            warm_up(pool, workers)
             with CpuSampler() as sampler:
                 list(pool.map(function, [units] * (4 * workers)))
         finally:
@@ -94,7 +95,7 @@ def summary(workload: str = "python", workers: int | None = None, task_seconds: 
     calibration = workloads.calibrate(workload, budget_seconds=0.3)
     function, units = workloads.get(workload).function, calibration.units_for(task_seconds)
     tasks = 4 * workers
-    thread_pool = strong_scaling.make_executor("thread", workers, None)
+    thread_pool = make_executor("thread", workers, None)
     worker_pool = WorkerPool(workers)
     session = contextlib.ExitStack()  # joblib's workers and temporary files, cleaned up below
     session.enter_context(joblib_session())

@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from helpers.core import paths
+from helpers.core import measure, paths
 
 VARIABLE = "COURSE_PYTHONS"
 CANDIDATES = [f"python3.{minor}{suffix}" for minor in range(11, 16) for suffix in ("", "t")]
@@ -93,15 +93,16 @@ def run_sweep(interpreter: Interpreter | str, *, threads: list[int], workloads: 
     return json.loads(run.stdout)
 
 
-def speedups(document: dict[str, Any], executor: str = "thread") -> dict[str, dict[int, float]]:
-    """Median speedup over one thread, per workload and thread count, from a sweep."""
-    import statistics
-
+def speedups(document: dict[str, Any], executor: str = "thread"
+             ) -> dict[str, dict[int, measure.Spread]]:
+    """Speedup over one thread, per workload and thread count, from a sweep: paired by
+    repeat (the sweep runs every thread count once per repeat), median and range."""
     result = {}
     for name, timings in document["results"].get(executor, {}).items():
-        one = statistics.median(timings["1"])
-        result[name] = {int(n): one / statistics.median(seconds)
-                        for n, seconds in timings.items()}
+        triples = [(repeat, int(count), seconds) for count, values in timings.items()
+                   for repeat, seconds in enumerate(values)]
+        result[name] = {count: measure.spread(values) for count, values in
+                        sorted(measure.paired_speedups(triples, baseline=1).items())}
     return result
 
 

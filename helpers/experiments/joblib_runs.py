@@ -60,7 +60,7 @@ def where_tasks_run(n_jobs: int = 2) -> list[dict[str, Any]]:
                 ran = parallel(delayed(where_am_i)(i) for i in range(4 * n_jobs))
             pids = {pid for pid, _ in ran}
             rows.append({"asked": label, "processes": len(pids),
-                         "in this process": os.getpid() in pids,
+                         "in_this_process": os.getpid() in pids,
                          "threads": sorted({name for _, name in ran})})
     return rows
 
@@ -195,9 +195,9 @@ def caching(rows: int | None = None) -> dict[str, float]:
         first, result = measure.timed(lambda: cached(rows))
         second, again = measure.timed(lambda: cached(rows))
         other, _ = measure.timed(lambda: cached(rows, seed=1))
-        return {"first call (computed)": first, "second call (read from the cache)": second,
-                "new argument (computed again)": other,
-                "same result": bool((result == again).all())}
+        return {"first_call_s": first, "second_call_s": second,
+                "new_argument_s": other,
+                "same_result": bool((result == again).all())}
     finally:
         shutil.rmtree(location, ignore_errors=True)
 

@@ -18,12 +18,12 @@ import contextlib
 import multiprocessing
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
 from helpers.core import config, machine, measure, watchdog, workloads
 from helpers.core.measure import Measurement
+from helpers.experiments import executors
 from helpers.pool import WorkerPool
 from helpers.pool.joblib_backend import joblib_session
 
@@ -58,10 +58,10 @@ class PoolUnderTest:
         self.name, self.method, self.workers = name, method, workers
         context = multiprocessing.get_context(method)
         if name == "WorkerPool":
-            self.pool: Any = WorkerPool(workers, mp_context=context, task_timeout=task_timeout)
+            self.pool: Any = executors.make_executor("WorkerPool", workers, method,
+                                                     task_timeout=task_timeout)
         elif name == "ProcessPoolExecutor":
-            self.pool = ProcessPoolExecutor(workers, mp_context=context,
-                                            initializer=watchdog.worker_setup)
+            self.pool = executors.make_executor("process", workers, method)
         elif name == "multiprocessing.Pool":
             self.pool = context.Pool(workers, initializer=watchdog.worker_setup)
         else:
@@ -95,7 +95,7 @@ class PoolUnderTest:
         if self.is_mp_pool:
             self.pool.map(workloads.sleep_io, [20] * (2 * self.workers), chunksize=1)
         else:
-            wait([self.pool.submit(workloads.sleep_io, 20) for _ in range(2 * self.workers)])
+            executors.warm_up(self.pool, self.workers)
         self.many(workloads.noop, list(range(200)))
 
     def close(self) -> None:

@@ -117,8 +117,8 @@ def fault_demo(pool: str, fault: str, start_method: str | None = None) -> dict[s
     return {
         "pool": pool,
         "fault": fault,
-        "the 5 tasks": ", ".join(f"{n} {what}" for what, n in sorted(outcomes.items())),
-        "the pool afterwards": afterwards,
+        "the_5_tasks": ", ".join(f"{n} {what}" for what, n in sorted(outcomes.items())),
+        "afterwards": afterwards,
     }
 
 
@@ -164,9 +164,22 @@ class _Unpicklable:
 
 
 def _children() -> set[int]:
-    return {p.pid for p in psutil.Process().children()
-            if "resource_tracker" not in " ".join(_cmdline(p))
-            and "forkserver" not in " ".join(_cmdline(p))}
+    """This process's pool workers. Under forkserver they are children of the fork server
+    (and share its command line), so the fork server is looked into, not counted; the
+    resource tracker is not a worker either."""
+    workers = set()
+    for child in psutil.Process().children():
+        command = " ".join(_cmdline(child))
+        if "resource_tracker" in command:
+            continue
+        if "forkserver" in command:
+            try:
+                workers |= {worker.pid for worker in child.children()}
+            except psutil.Error:
+                pass
+        else:
+            workers.add(child.pid)
+    return workers
 
 
 def _cmdline(process: psutil.Process) -> list[str]:
@@ -174,13 +187,3 @@ def _cmdline(process: psutil.Process) -> list[str]:
         return process.cmdline()
     except psutil.Error:
         return []
-
-
-def as_markdown(rows: list[dict[str, str]]) -> str:
-    """A list of same-keyed dicts as a Markdown table."""
-    if not rows:
-        return ""
-    keys = list(rows[0])
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(row[k]) for k in keys) + " |" for row in rows]
-    return "\n".join(lines)

@@ -32,7 +32,7 @@ import threading
 import time
 import traceback
 import warnings
-from concurrent.futures import ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +40,7 @@ from typing import Any
 
 from helpers.core import config, machine, measure, paths, watchdog, workloads
 from helpers.core.trace import TaskRecord
+from helpers.experiments import executors
 from helpers.pool import WorkerPool
 from helpers.tasks import pitfalls
 
@@ -61,7 +62,7 @@ def start_method_costs(methods: list[str] | None = None, workers: int = 2,
         with WorkerPool(workers, mp_context=multiprocessing.get_context(method)) as pool:
             pool.submit(workloads.noop).result()
             first[method].append(time.perf_counter() - start)
-            wait([pool.submit(workloads.sleep_io, 20) for _ in range(2 * workers)])
+            executors.warm_up(pool, workers)
             for pid in pool.worker_pids():
                 info = psutil.Process(pid).memory_full_info()
                 memory[method].append((info.uss / 2**20, getattr(info, "pss", 0) / 2**20))
@@ -262,7 +263,7 @@ def break_even(task_ms: tuple[float, ...] = (0.05, 0.2, 1.0, 5.0),
     rows = []
     with ProcessPoolExecutor(workers, mp_context=config.mp_context(),
                              initializer=watchdog.worker_setup) as pool:
-        list(pool.map(workloads.sleep_io, [20] * (2 * workers)))
+        executors.warm_up(pool, workers)
         for ms in task_ms:
             units = calibration.units_for(ms / 1000)
             tasks = max(4 * workers, round(job_seconds / (ms / 1000)))
@@ -319,7 +320,7 @@ def chunk_run(task_ms: float = 1.0, chunksize: int = 1, workers: int | None = No
         workloads.python_loop(units)
     serial = time.perf_counter() - start
     with WorkerPool(workers, mp_context=config.mp_context()) as pool:
-        wait([pool.submit(workloads.sleep_io, 20) for _ in range(2 * workers)])
+        executors.warm_up(pool, workers)
         pool.trace(clear=True)
         start = time.perf_counter()
         list(pool.map(workloads.python_loop, [units] * tasks, chunksize=chunksize))

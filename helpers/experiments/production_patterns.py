@@ -22,7 +22,7 @@ from typing import Any
 
 from helpers.core import config, machine, measure, workloads
 from helpers.core.trace import TaskRecord
-from helpers.experiments import advisor, strong_scaling
+from helpers.experiments import advisor, executors
 from helpers.pool import TaskTimeout, WorkerPool
 from helpers.tasks import faults, production
 
@@ -71,10 +71,10 @@ def thread_timeout(stuck_seconds: float = 1.0, timeout: float = 0.2) -> dict[str
     cancelled = future.cancel()  # False: it is running, and threads cannot be interrupted
     pool.shutdown(wait=True)  # the interpreter would wait here too, at exit
     return {"way": "thread + result(timeout)", "raised": raised,
-            "caller gave up after (s)": round(gave_up_after, 3),
-            "cancel() worked": cancelled,
-            "stuck work ended after (s)": round(time.perf_counter() - start, 3),
-            "next task could start after (s)": round(time.perf_counter() - start, 3)}
+            "gave_up_after_s": round(gave_up_after, 3),
+            "cancel_worked": cancelled,
+            "stuck_ended_after_s": round(time.perf_counter() - start, 3),
+            "next_task_after_s": round(time.perf_counter() - start, 3)}
 
 
 def pool_timeout(stuck_seconds: float = 1.0, timeout: float = 0.2) -> dict[str, Any]:
@@ -94,10 +94,10 @@ def pool_timeout(stuck_seconds: float = 1.0, timeout: float = 0.2) -> dict[str, 
         next_done = time.perf_counter() - start
         replaced = pool.worker_pids() != before
     return {"way": "WorkerPool(task_timeout)", "raised": raised,
-            "caller gave up after (s)": round(failed_after, 3),
-            "cancel() worked": None, "stuck work ended after (s)": round(failed_after, 3),
-            "next task could start after (s)": round(next_done, 3),
-            "worker replaced": replaced}
+            "gave_up_after_s": round(failed_after, 3),
+            "cancel_worked": None, "stuck_ended_after_s": round(failed_after, 3),
+            "next_task_after_s": round(next_done, 3),
+            "worker_replaced": replaced}
 
 
 # --- backpressure: an unbounded producer against a bounded one ---
@@ -134,8 +134,8 @@ def backpressure(bounded: bool, tasks: int | None = None, payload_mib: float = 1
                             "rss_mib": production.rss_mib()})
             done.wait(interval)
 
-    with strong_scaling.make_executor("process", workers, None) as pool:
-        strong_scaling.warm_up(pool, workers)
+    with executors.make_executor("process", workers, None) as pool:
+        executors.warm_up(pool, workers)
         baseline = production.rss_mib()
         start = time.perf_counter()
         sampler = threading.Thread(target=sample, args=(start,), daemon=True)
@@ -234,7 +234,7 @@ def _run_case(case: Case, choice: str, workers: int, chunksize: int, units: int,
     """Seconds for the whole case one way. Every task gets its own payload object (pickle
     would send one shared object only once per chunk)."""
     if case.gil_releasing:
-        fn, columns = production.hash_payload_free, ([units] * case.tasks,)
+        fn, columns = workloads.sha256_blocks, ([units] * case.tasks,)
     else:
         payloads = [b"p" * case.payload_bytes for _ in range(case.tasks)]
         fn, columns = production.work_on_payload, (payloads, [units] * case.tasks)
@@ -245,7 +245,7 @@ def _run_case(case: Case, choice: str, workers: int, chunksize: int, units: int,
     elif choice == "threads":
         list(threads.map(fn, *columns))
     else:  # a one-off job starts its pool: the clock includes it, as the model does
-        pool = strong_scaling.make_executor("process", workers, start_method)
+        pool = executors.make_executor("process", workers, start_method)
         try:
             list(pool.map(fn, *columns, chunksize=chunksize))
             return time.perf_counter() - start
@@ -272,8 +272,9 @@ def check_advice(cases: list[Case] | None = None, model: advisor.CostModel | Non
     rows = []
     with ThreadPoolExecutor(workers) as threads:
         for case in cases:
-            advice = advisor.advise(case.task_seconds, case.payload_bytes, workers,
-                                    case.gil_releasing, case.tasks, model)
+            advice = advisor.advise(case.task_seconds, payload_bytes=case.payload_bytes,
+                                    cpus=workers, gil_releasing=case.gil_releasing,
+                                    tasks=case.tasks, model=model)
             calibration = sha_units if case.gil_releasing else python_units
             units = calibration.units_for(case.task_seconds)
             chunksize = advisor.chunk_size(case.task_seconds, case.tasks, workers, model)
@@ -285,13 +286,13 @@ def check_advice(cases: list[Case] | None = None, model: advisor.CostModel | Non
             fastest = min(medians, key=medians.get)
             rows.append({
                 "case": case.name, "advice": advice.choice,
-                "predicted speedup": round(advice.predicted_speedup, 2),
-                "measured speedup of the advice": round(medians["serial"]
+                "predicted_speedup": round(advice.predicted_speedup, 2),
+                "advice_speedup": round(medians["serial"]
                                                         / medians[advice.choice], 2),
-                "measured: serial / threads / processes (ms)": " / ".join(
+                "measured_ms": " / ".join(
                     f"{1000 * medians[c]:.0f}" for c in advisor.CHOICES),
-                "fastest measured": fastest,
-                "advice within 15 % of fastest": medians[advice.choice]
+                "fastest": fastest,
+                "advice_within_15pc": medians[advice.choice]
                 <= 1.15 * medians[fastest],
                 "spread": max(measure.spread(v).relative_spread for v in times.values()),
                 "median_seconds": medians,

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from helpers.core import config, machine, measure
-from helpers.experiments import strong_scaling
+from helpers.experiments import executors
 from helpers.tasks import production
 
 CENTRES = 8
@@ -67,10 +67,10 @@ def profile_python(n: int = 20_000, top: int = 4) -> list[dict[str, Any]]:
     for (_, _, name), (_, calls, own, cumulative, _) in stats.stats.items():
         if "_lsprof" in name:  # the profiler itself
             continue
-        rows.append({"function": name, "calls": calls, "own seconds": round(own, 4),
-                     "share of time": f"{own / total:.0%}",
-                     "with callees (s)": round(cumulative, 4)})
-    rows.sort(key=lambda r: r["own seconds"], reverse=True)
+        rows.append({"function": name, "calls": calls, "own_seconds": round(own, 4),
+                     "share": f"{own / total:.0%}",
+                     "cumulative_seconds": round(cumulative, 4)})
+    rows.sort(key=lambda r: r["own_seconds"], reverse=True)
     return rows[:top]
 
 
@@ -104,19 +104,13 @@ def compare(python_seconds: float | None = None, repeats: int | None = None,
             f"pure Python, {workers} processes": processes,
             "NumPy, 1 process": vectorised}
     rows = []
-    pool = strong_scaling.make_executor("process", workers, None)
+    pool = executors.make_executor("process", workers, None)
     try:
-        strong_scaling.warm_up(pool, workers)
+        executors.warm_up(pool, workers)
         for repeat, name in measure.interleaved(list(ways), repeats):
             seconds, labels = measure.timed(ways[name])
             rows.append({"way": name, "points": n, "repeat": repeat, "seconds": seconds,
-                         "same labels": labels == expected})
+                         "same_labels": labels == expected})
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return rows
-
-
-def speedups(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """Median speedup of each way over the pure-Python single process (paired by repeat)."""
-    spreads = measure.speedups_over(rows, "pure Python, 1 process")
-    return {way: s.median for way, s in spreads.items()}

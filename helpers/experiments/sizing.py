@@ -26,7 +26,7 @@ import sys
 import time
 from typing import Any
 
-from helpers.core import config, machine, workloads
+from helpers.core import config, machine, paths, workloads
 from helpers.pool import WorkerPool
 
 #: One job of CPU-bound tasks (seconds of work in total, per task).
@@ -61,7 +61,7 @@ def smaller_machine(cpus: set[int] | None = None, measure_job: bool = True,
     if measure_job:
         command.append("--measure")
     completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                               cwd=_repo_root(), env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                               cwd=paths.REPO_ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     if completed.returncode != 0:
         raise RuntimeError(f"the probe failed (exit {completed.returncode}):\n"
                            f"{completed.stderr[-2000:]}")
@@ -108,10 +108,6 @@ def probe(measure_job: bool) -> dict[str, Any]:
         counts = sorted({1, os.cpu_count() or 1, 2 * (os.cpu_count() or 1)})
         result["rows"] = [time_job(workers, job) for workers in counts]
     return result
-
-
-def _repo_root() -> str:
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,13 +19,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
-from helpers.core import config, machine, measure, watchdog, workloads
+from helpers.core import config, machine, measure, workloads
 from helpers.core.measure import AmdahlFit, Measurement, Spread
 from helpers.core.trace import TaskRecord, relative_to, traced_call
+from helpers.experiments import executors
 
 EXECUTORS = ("process", "thread")
 #: Longest task the experiments accept, so a typo cannot freeze a notebook for minutes.
@@ -153,22 +154,6 @@ def validate_workers(workers: Sequence[int], usable: int) -> list[int]:
     return sorted(set(workers) | {1})
 
 
-def make_executor(kind: str, workers: int, start_method: str | None) -> Executor:
-    """A standard-library pool of ``workers``, set up so nothing outlives the kernel."""
-    if kind == "thread":
-        return ThreadPoolExecutor(max_workers=workers)
-    return ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=config.mp_context(start_method),
-        initializer=watchdog.worker_setup,
-    )
-
-
-def warm_up(executor: Executor, workers: int) -> None:
-    """Make every worker start (short overlapping sleeps) before the clock starts."""
-    wait([executor.submit(workloads.sleep_io, 20) for _ in range(2 * workers)])
-
-
 def timed_job(
     executor: Executor, function: Any, units: int, tasks: int, include_thread: bool
 ) -> tuple[float, list[TaskRecord]]:
@@ -227,9 +212,9 @@ def run_scaling(
     runs = list(measure.interleaved(counts, repeats))
     kind = "processes" if executor == "process" else "threads"
     for repeat, p in _progress(runs, progress, f"{workload} on 1..{max(counts)} {kind}"):
-        pool = make_executor(executor, p, method)
+        pool = executors.make_executor(executor, p, method)
         try:
-            warm_up(pool, p)
+            executors.warm_up(pool, p)
             seconds, records = timed_job(pool, chosen.function, units, tasks,
                                          include_thread=executor == "thread")
         finally:

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from helpers.core import config, watchdog
+from helpers.core import config, validate, watchdog
 from helpers.pool import WorkerPool
 from helpers.servers import demo_app
 from helpers.servers.loadgen import check_loopback
@@ -164,8 +164,7 @@ class AsyncAppServer:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         workers = machine.usable_cpus() if workers is None else workers
-        if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 256:
-            raise ValueError(f"workers must be a whole number from 1 to 256, got {workers!r}")
+        validate.whole_number("workers", workers, 1, validate.MAX_SERVER_WORKERS)
         check_loopback(host)
         self.mode, self.workers, self.app = mode, workers, app
         self.host, self.port, self.cpu_paths = host, port, cpu_paths

@@ -26,7 +26,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from helpers.core import machine
+from helpers.core import machine, validate
 
 ADDRESS_VARIABLE = "DASK_SCHEDULER_ADDRESS"
 
@@ -107,8 +107,7 @@ def start(workers: int | None = None, address: str | None = None,
     else:
         usable = machine.usable_cpus()
         workers = usable if workers is None else workers
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ValueError(f"workers must be a positive whole number, got {workers!r}")
+        validate.whole_number("workers", workers)
         cluster = LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
             dashboard_address="127.0.0.1:0" if bokeh_installed() else None,

@@ -25,7 +25,7 @@ import time
 import urllib.request
 from typing import Any
 
-from helpers.core import paths
+from helpers.core import paths, validate
 from helpers.servers.loadgen import check_loopback
 
 START_TIMEOUT_SECONDS = 30.0
@@ -48,8 +48,7 @@ class GunicornServer:
     def __init__(self, app: str = "helpers.servers.demo_app:app", workers: int = 2, *,
                  preload: bool = False, gc_freeze: bool = False, host: str = "127.0.0.1",
                  env: dict[str, str] | None = None, timeout: int = 30) -> None:
-        if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 256:
-            raise ValueError(f"workers must be a whole number from 1 to 256, got {workers!r}")
+        validate.whole_number("workers", workers, 1, validate.MAX_SERVER_WORKERS)
         check_loopback(host)
         reason = available()
         if reason is not None:

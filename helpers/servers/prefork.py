@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
-from helpers.core import config, watchdog
+from helpers.core import config, validate, watchdog
 from helpers.servers import demo_app
 from helpers.servers.loadgen import LoadResult, check_loopback, load, start_load  # noqa: F401  (API)
 
@@ -148,8 +148,7 @@ class PreforkServer:
         from helpers.core import machine
 
         workers = machine.usable_cpus() if workers is None else workers
-        if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 256:
-            raise ValueError(f"workers must be a whole number from 1 to 256, got {workers!r}")
+        validate.whole_number("workers", workers, 1, validate.MAX_SERVER_WORKERS)
         if not callable(app):
             raise TypeError("app must be a WSGI application (a callable)")
         if reuse_port and not hasattr(socket, "SO_REUSEPORT"):
@@ -162,6 +161,9 @@ class PreforkServer:
         self.grace_seconds, self.backlog, self.worker_init = grace_seconds, backlog, worker_init
         self.context = config.mp_context(start_method)
         self.events: list[Event] = []
+        #: (slot, seconds) of every restart the supervisor scheduled, in order: the back-off
+        #: as planned, which tests and timelines can read without timing anything.
+        self.restart_delays: list[tuple[int, float]] = []
         self._slots: list[Any] = []
         self._retiring: set[int] = set()
         self._failures: list[int] = []
@@ -291,13 +293,20 @@ class PreforkServer:
             self._slots[slot] = None
             uptime = time.monotonic() - self._started_at.pop(process.pid, 0.0)
             self._failures[slot] = self._failures[slot] + 1 if uptime < MIN_UPTIME_SECONDS else 0
-            delay = 0.0
-            if self._failures[slot]:
-                delay = min(MAX_BACKOFF_SECONDS,
-                            FIRST_BACKOFF_SECONDS * 2 ** (self._failures[slot] - 1))
-            self._restart_at[slot] = time.monotonic() + delay
+            delay = self._schedule_restart(slot)
         self.events.append(Event(self.elapsed(), "died", slot, process.pid,
                                  f"exit code {process.exitcode}; restart in {delay:.1f} s"))
+
+    def _schedule_restart(self, slot: int) -> float:
+        """Plan ``slot``'s restart (call with the lock held): at once after a worker that
+        ran a while, else after a back-off that doubles with each quick failure."""
+        failures = self._failures[slot]
+        delay = 0.0
+        if failures:
+            delay = min(MAX_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * 2 ** (failures - 1))
+        self._restart_at[slot] = time.monotonic() + delay
+        self.restart_delays.append((slot, delay))
+        return delay
 
     def _restart(self, slot: int) -> None:
         with self._lock:
@@ -308,8 +317,7 @@ class PreforkServer:
         with self._lock:
             if process is None:  # it crashed while starting: try again later, slower
                 self._failures[slot] += 1
-                self._restart_at[slot] = time.monotonic() + min(
-                    MAX_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * 2 ** (self._failures[slot] - 1))
+                self._schedule_restart(slot)
                 return
             self._slots[slot] = process
         self.events.append(Event(self.elapsed(), "replaced", slot, process.pid))

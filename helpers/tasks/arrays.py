@@ -16,11 +16,6 @@ def where_am_i(_: object = None) -> tuple[int, str]:
     return os.getpid(), threading.current_thread().name
 
 
-def slice_sum(array: Any, start: int, stop: int) -> float:
-    """Sum one slice of a big array (touches every byte of the slice)."""
-    return float(array[start:stop].sum())
-
-
 def private_mib() -> float | None:
     """Memory only this process uses (private pages, like psutil's USS), in MiB; Linux only."""
     try:

@@ -48,16 +48,6 @@ def work_on_payload(payload: bytes, units: int) -> int:
     return len(payload)
 
 
-def hash_payload_free(units: int) -> str:
-    """GIL-releasing work (hashlib) with no payload: the thread-friendly case."""
-    return workloads.sha256_blocks(units)
-
-
-def python_work(units: int) -> int:
-    """Pure-Python work: holds the GIL all the time."""
-    return workloads.python_loop(units)
-
-
 def run_job(job_id: int, seconds: float, log_path: str) -> int:
     """One job of the notebook's job runner: spin for ``seconds``, then append a line.
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from helpers.bench import diagnosis
+from helpers.bench.schema import Summary
 from helpers.core import machine
 
 PLACEHOLDER_HINT = (
@@ -119,69 +120,6 @@ def parallel_efficiency(answer: Any, result: Any) -> str:
                  "and divide by the number of workers.")
 
 
-# --- notebook 05 ---
-
-
-@checker
-def median_queue_wait(answer: Any, records: Any) -> str:
-    """Exercise 05.1: the median time tasks waited between submit and start, in seconds."""
-    import statistics
-
-    waits = [r.started - r.submitted for r in records]
-    expected = statistics.median(waits)
-    value = _number(answer, "The median wait")
-    tolerance = max(1e-6, 0.01 * abs(expected))
-    if abs(value - expected) <= tolerance:
-        return (f"Half the tasks waited less than {expected * 1000:.2f} ms before a worker "
-                "started them: that wait is the queue, not the work.")
-    if abs(value - statistics.mean(waits)) <= tolerance:
-        raise NotYet("That is the mean. A few long waits pull the mean up; use "
-                     "`statistics.median`.")
-    if abs(value - statistics.median(r.finished - r.started for r in records)) <= tolerance:
-        raise NotYet("That is how long tasks *ran* (finished − started). The wait is "
-                     "started − submitted.")
-    if abs(value / 1000 - expected) <= tolerance:
-        raise NotYet("Right quantity, wrong unit: the records are in seconds, not milliseconds.")
-    raise NotYet("Compute `r.started - r.submitted` for every record, then take the median.")
-
-
-@checker
-def task_timeout_choice(answer: Any) -> str:
-    """Exercise 05.2: healthy tasks take up to 0.2 s; a stuck one must go within 1 s."""
-    value = _number(answer, "task_timeout")
-    if value <= 0:
-        raise NotYet("task_timeout must be a positive number of seconds.")
-    if value <= 0.2:
-        raise NotYet(f"With task_timeout={value:g}, a healthy 0.2 s task could be killed. "
-                     "Leave room above the longest healthy task.")
-    if value > 1.0:
-        raise NotYet(f"With task_timeout={value:g}, a stuck task would hold its worker for more "
-                     "than the 1 s allowed.")
-    return (f"task_timeout={value:g} lets every healthy task finish and stops a stuck one within "
-            "1 s. In production, set it from measured task times (the trace), with a margin.")
-
-
-@checker
-def crash_exception(answer: Any) -> str:
-    """Exercise 05.3: the exception a future gets when its worker is killed."""
-    from concurrent.futures.process import BrokenProcessPool
-
-    from helpers.pool import TaskTimeout, WorkerCrashed
-
-    if answer is WorkerCrashed:
-        return ("`WorkerCrashed` names the dead worker and its signal or exit code; only the "
-                "tasks that worker held get it, and the pool carries on.")
-    if answer is BrokenProcessPool:
-        raise NotYet("True, but not the most specific answer: which subclass says that only "
-                     "this task failed and the pool carried on?")
-    if answer is TaskTimeout:
-        raise NotYet("TaskTimeout is for tasks the pool killed for running too long. Here "
-                     "something else killed the worker.")
-    if isinstance(answer, BaseException):
-        raise NotYet("Give the exception *class*, not an instance (no parentheses).")
-    raise NotYet("Look at the fault table above, or at `helpers.pool.__all__`.")
-
-
 # --- notebook 01 ---
 
 #: Offload strategies that keep the loop responsive *and* run CPU work in parallel.
@@ -255,118 +193,6 @@ def lost_updates(answer: Any, result: Any) -> str:
     if value == -result.lost:
         raise NotYet("Nearly: the other way round (expected − counted).")
     raise NotYet("Use `result.expected` and `result.counted` (or `result.lost`).")
-
-
-# --- notebook 10 ---
-
-
-@checker
-def break_even_task_ms(answer: Any, document: Any) -> str:
-    """Exercise 10.1: the shortest task that reached 80 % efficiency on ProcessPoolExecutor."""
-    points = document["summary"]["task_size"]["efficiency"].get("ProcessPoolExecutor", {})
-    if not points:
-        raise NotYet("Run the task-size part of the benchmark first (the cell above it).")
-    sizes = sorted(points, key=float)
-    expected = next((float(ms) for ms in sizes if points[ms] >= 0.8), None)
-    if answer is None:
-        if expected is None:
-            return "Right: no task size you measured reached 80 % on this machine."
-        raise NotYet(f"One size did reach 80 %: look for the first efficiency of 0.8 or more "
-                     f"in {_efficiencies(points)}.")
-    value = _number(answer, "The task duration in ms")
-    if expected is not None and math.isclose(value, expected):
-        return (f"Tasks of {expected:g} ms reached {points[_key(points, expected)]:.0%}. "
-                "Shorter tasks than that should be batched.")
-    if expected is None:
-        raise NotYet("None of the sizes reached 0.8 here; the answer is `None`.")
-    key = _key(points, value)
-    if key is None:
-        raise NotYet(f"Pick one of the measured sizes (ms): {', '.join(sizes)}.")
-    if points[key] < 0.8:
-        raise NotYet(f"At {key} ms the efficiency was only {points[key]:.0%}, below 80 %.")
-    raise NotYet(f"{key} ms reaches 80 %, but a shorter size does too: "
-                 f"{_efficiencies(points)}.")
-
-
-def _key(points: dict[str, float], ms: float) -> str | None:
-    return next((k for k in points if math.isclose(float(k), ms)), None)
-
-
-def _efficiencies(points: dict[str, float]) -> str:
-    return ", ".join(f"{k} ms: {v:.2f}" for k, v in sorted(points.items(),
-                                                           key=lambda kv: float(kv[0])))
-
-
-@checker
-def top_cause(answer: Any, document: Any) -> str:
-    """Exercise 10.2: the first thing to fix on a colleague's machine (a cause id)."""
-    findings = diagnosis.why_no_speedup(document)
-    causes = [f.cause for f in findings]
-    allowed = diagnosis.CAUSE_IDS
-    if not isinstance(answer, str):
-        raise NotYet(f"Answer with one of these strings: {', '.join(allowed)}.")
-    if causes and answer == causes[0]:
-        return f"{findings[0].title}. {findings[0].fix}"
-    if answer in causes:
-        raise NotYet(f"{answer!r} is a real finding here, but not the biggest: with it "
-                     "fixed, could the machine run anything in parallel at all?")
-    raise NotYet(f"Nothing in the colleague's numbers shows {answer!r}. Read the machine "
-                 f"card first (usable CPUs), then the speedups. Choose from: "
-                 f"{', '.join(allowed)}.")
-
-
-# --- notebook 06 ---
-
-
-@checker
-def prefork_workers(answer: Any) -> str:
-    """Exercise 06.1: worker processes for a CPU-bound route on this machine."""
-    usable = machine.usable_cpus()
-    value = _number(answer, "The number of workers")
-    if value == usable:
-        return (f"{usable} workers, one per usable CPU: more only take turns on the same "
-                "CPUs (the throughput plot's flat part), fewer leave CPUs idle.")
-    if value == (os.cpu_count() or 1) and value != usable:
-        raise NotYet(f"os.cpu_count() says {value:g}, but this process may use only "
-                     f"{usable} CPUs (affinity or container quota): use the usable count.")
-    if value == 2 * usable + 1:
-        raise NotYet("2 × CPUs + 1 is gunicorn's rule of thumb for workers that also wait on "
-                     "I/O; for a purely CPU-bound route, look at where the throughput stops "
-                     "growing.")
-    if value > usable:
-        raise NotYet("Past the usable CPUs the throughput stopped growing in the plot: the "
-                     "extra workers only take turns.")
-    raise NotYet("Fewer workers than CPUs leave CPUs idle; look at the throughput plot.")
-
-
-@checker
-def throughput_ceiling(answer: Any, usable: int, ms: float) -> str:
-    """Exercise 06.2: the most requests/s ``usable`` CPUs can serve at ``ms`` per request."""
-    value = _number(answer, "The ceiling in requests/s")
-    expected = usable * 1000 / ms
-    if math.isclose(value, expected, rel_tol=0.01):
-        return (f"{usable} CPUs × (1000 ms / {ms:g} ms) = {expected:.0f} requests/s: each CPU "
-                f"finishes one request every {ms:g} ms, whatever the server.")
-    if math.isclose(value, 1000 / ms, rel_tol=0.01):
-        raise NotYet("That is one CPU's worth. How many CPUs can work at once?")
-    if math.isclose(value, usable * ms, rel_tol=0.01) or math.isclose(value, ms / usable,
-                                                                        rel_tol=0.01):
-        raise NotYet("Check the units: one request takes ms/1000 seconds of one CPU.")
-    raise NotYet("One CPU finishes 1000/ms requests per second; multiply by the CPUs.")
-
-
-@checker
-def restart_failures(answer: Any, run: Any) -> str:
-    """Exercise 06.3: how many requests failed during the rolling restart you ran."""
-    value = _number(answer, "The number of failed requests")
-    failures = run.result.failures
-    if value == failures:
-        if failures == 0:
-            return ("None: the new worker accepts from the same socket before the old one is "
-                    "told to finish its request and leave, so no connection is dropped.")
-        return (f"{failures}: more than the design promises; look at `run.result.failure_kinds()`"
-                " — on a very busy machine a request can time out.")
-    raise NotYet("Count them in the run: `run.result.failures` (the plot's legend says it too).")
 
 
 # --- notebook 03 ---
@@ -475,6 +301,123 @@ def fastest_cell(answer: Any, result: Any) -> str:
                 "each run several BLAS threads only take turns on the same CPUs.")
     raise NotYet(f"{answer} took {chosen:.2f} s; the fastest cell took "
                  f"{seconds[best]:.2f} s. Look for the lightest cell.")
+
+
+# --- notebook 05 ---
+
+
+@checker
+def median_queue_wait(answer: Any, records: Any) -> str:
+    """Exercise 05.1: the median time tasks waited between submit and start, in seconds."""
+    import statistics
+
+    waits = [r.started - r.submitted for r in records]
+    expected = statistics.median(waits)
+    value = _number(answer, "The median wait")
+    tolerance = max(1e-6, 0.01 * abs(expected))
+    if abs(value - expected) <= tolerance:
+        return (f"Half the tasks waited less than {expected * 1000:.2f} ms before a worker "
+                "started them: that wait is the queue, not the work.")
+    if abs(value - statistics.mean(waits)) <= tolerance:
+        raise NotYet("That is the mean. A few long waits pull the mean up; use "
+                     "`statistics.median`.")
+    if abs(value - statistics.median(r.finished - r.started for r in records)) <= tolerance:
+        raise NotYet("That is how long tasks *ran* (finished − started). The wait is "
+                     "started − submitted.")
+    if abs(value / 1000 - expected) <= tolerance:
+        raise NotYet("Right quantity, wrong unit: the records are in seconds, not milliseconds.")
+    raise NotYet("Compute `r.started - r.submitted` for every record, then take the median.")
+
+
+@checker
+def task_timeout_choice(answer: Any) -> str:
+    """Exercise 05.2: healthy tasks take up to 0.2 s; a stuck one must go within 1 s."""
+    value = _number(answer, "task_timeout")
+    if value <= 0:
+        raise NotYet("task_timeout must be a positive number of seconds.")
+    if value <= 0.2:
+        raise NotYet(f"With task_timeout={value:g}, a healthy 0.2 s task could be killed. "
+                     "Leave room above the longest healthy task.")
+    if value > 1.0:
+        raise NotYet(f"With task_timeout={value:g}, a stuck task would hold its worker for more "
+                     "than the 1 s allowed.")
+    return (f"task_timeout={value:g} lets every healthy task finish and stops a stuck one within "
+            "1 s. In production, set it from measured task times (the trace), with a margin.")
+
+
+@checker
+def crash_exception(answer: Any) -> str:
+    """Exercise 05.3: the exception a future gets when its worker is killed."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from helpers.pool import TaskTimeout, WorkerCrashed
+
+    if answer is WorkerCrashed:
+        return ("`WorkerCrashed` names the dead worker and its signal or exit code; only the "
+                "tasks that worker held get it, and the pool carries on.")
+    if answer is BrokenProcessPool:
+        raise NotYet("True, but not the most specific answer: which subclass says that only "
+                     "this task failed and the pool carried on?")
+    if answer is TaskTimeout:
+        raise NotYet("TaskTimeout is for tasks the pool killed for running too long. Here "
+                     "something else killed the worker.")
+    if isinstance(answer, BaseException):
+        raise NotYet("Give the exception *class*, not an instance (no parentheses).")
+    raise NotYet("Look at the fault table above, or at `helpers.pool.__all__`.")
+
+
+# --- notebook 06 ---
+
+
+@checker
+def prefork_workers(answer: Any) -> str:
+    """Exercise 06.1: worker processes for a CPU-bound route on this machine."""
+    usable = machine.usable_cpus()
+    value = _number(answer, "The number of workers")
+    if value == usable:
+        return (f"{usable} workers, one per usable CPU: more only take turns on the same "
+                "CPUs (the throughput plot's flat part), fewer leave CPUs idle.")
+    if value == (os.cpu_count() or 1) and value != usable:
+        raise NotYet(f"os.cpu_count() says {value:g}, but this process may use only "
+                     f"{usable} CPUs (affinity or container quota): use the usable count.")
+    if value == 2 * usable + 1:
+        raise NotYet("2 × CPUs + 1 is gunicorn's rule of thumb for workers that also wait on "
+                     "I/O; for a purely CPU-bound route, look at where the throughput stops "
+                     "growing.")
+    if value > usable:
+        raise NotYet("Past the usable CPUs the throughput stopped growing in the plot: the "
+                     "extra workers only take turns.")
+    raise NotYet("Fewer workers than CPUs leave CPUs idle; look at the throughput plot.")
+
+
+@checker
+def throughput_ceiling(answer: Any, usable: int, ms: float) -> str:
+    """Exercise 06.2: the most requests/s ``usable`` CPUs can serve at ``ms`` per request."""
+    value = _number(answer, "The ceiling in requests/s")
+    expected = usable * 1000 / ms
+    if math.isclose(value, expected, rel_tol=0.01):
+        return (f"{usable} CPUs × (1000 ms / {ms:g} ms) = {expected:.0f} requests/s: each CPU "
+                f"finishes one request every {ms:g} ms, whatever the server.")
+    if math.isclose(value, 1000 / ms, rel_tol=0.01):
+        raise NotYet("That is one CPU's worth. How many CPUs can work at once?")
+    if math.isclose(value, usable * ms, rel_tol=0.01) or math.isclose(value, ms / usable,
+                                                                        rel_tol=0.01):
+        raise NotYet("Check the units: one request takes ms/1000 seconds of one CPU.")
+    raise NotYet("One CPU finishes 1000/ms requests per second; multiply by the CPUs.")
+
+
+@checker
+def restart_failures(answer: Any, run: Any) -> str:
+    """Exercise 06.3: how many requests failed during the rolling restart you ran."""
+    value = _number(answer, "The number of failed requests")
+    failures = run.result.failures
+    if value == failures:
+        if failures == 0:
+            return ("None: the new worker accepts from the same socket before the old one is "
+                    "told to finish its request and leave, so no connection is dropped.")
+        return (f"{failures}: more than the design promises; look at `run.result.failure_kinds()`"
+                " — on a very busy machine a request can time out.")
+    raise NotYet("Count them in the run: `run.result.failures` (the plot's legend says it too).")
 
 
 # --- notebook 07 ---
@@ -608,3 +551,62 @@ def scatter_saving(answer: Any, rows: Any) -> str:
                      "every task by the time of scattering once.")
     raise NotYet("Compare the median times of the two ways in `scatter_rows` "
                  "(the answer is within 25 % of the ratio).")
+
+
+# --- notebook 10 ---
+
+
+@checker
+def break_even_task_ms(answer: Any, document: Any) -> str:
+    """Exercise 10.1: the shortest task that reached 80 % efficiency on ProcessPoolExecutor."""
+    table = Summary.from_json(document["summary"]).task_size
+    points = table.efficiency.get("ProcessPoolExecutor", {})  # {task ms: efficiency}
+    if not points:
+        raise NotYet("Run the task-size part of the benchmark first (the cell above it).")
+    expected = table.break_even_ms("ProcessPoolExecutor", 0.8)
+    if answer is None:
+        if expected is None:
+            return "Right: no task size you measured reached 80 % on this machine."
+        raise NotYet(f"One size did reach 80 %: look for the first efficiency of 0.8 or more "
+                     f"in {_efficiencies(points)}.")
+    value = _number(answer, "The task duration in ms")
+    if expected is not None and math.isclose(value, expected):
+        return (f"Tasks of {expected:g} ms reached {points[expected]:.0%}. "
+                "Shorter tasks than that should be batched.")
+    if expected is None:
+        raise NotYet("None of the sizes reached 0.8 here; the answer is `None`.")
+    key = _key(points, value)
+    if key is None:
+        sizes = ", ".join(f"{ms:g}" for ms in sorted(points))
+        raise NotYet(f"Pick one of the measured sizes (ms): {sizes}.")
+    if points[key] < 0.8:
+        raise NotYet(f"At {key:g} ms the efficiency was only {points[key]:.0%}, below 80 %.")
+    raise NotYet(f"{key:g} ms reaches 80 %, but a shorter size does too: "
+                 f"{_efficiencies(points)}.")
+
+
+def _key(points: dict[float, float], ms: float) -> float | None:
+    """The measured size (ms) equal to ``ms``, allowing for float rounding."""
+    return next((k for k in points if math.isclose(k, ms)), None)
+
+
+def _efficiencies(points: dict[float, float]) -> str:
+    return ", ".join(f"{ms:g} ms: {points[ms]:.2f}" for ms in sorted(points))
+
+
+@checker
+def top_cause(answer: Any, document: Any) -> str:
+    """Exercise 10.2: the first thing to fix on a colleague's machine (a cause id)."""
+    findings = diagnosis.why_no_speedup(document)
+    causes = [f.cause for f in findings]
+    allowed = diagnosis.CAUSE_IDS
+    if not isinstance(answer, str):
+        raise NotYet(f"Answer with one of these strings: {', '.join(allowed)}.")
+    if causes and answer == causes[0]:
+        return f"{findings[0].title}. {findings[0].fix}"
+    if answer in causes:
+        raise NotYet(f"{answer!r} is a real finding here, but not the biggest: with it "
+                     "fixed, could the machine run anything in parallel at all?")
+    raise NotYet(f"Nothing in the colleague's numbers shows {answer!r}. Read the machine "
+                 f"card first (usable CPUs), then the speedups. Choose from: "
+                 f"{', '.join(allowed)}.")

@@ -10,7 +10,9 @@
 
 Like is compared with like: a quick-mode run is drawn next to quick-mode references,
 and a full run next to full ones. Every summary is recomputed from the records, so a
-reference file keeps working when the summary grows.
+reference file keeps working when the summary grows. Documents stay plain JSON data;
+each function below reads ``document["summary"]`` once into a typed
+:class:`~helpers.bench.schema.Summary` and reads its attributes.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import matplotlib
 from matplotlib.figure import Figure
 
 from helpers.bench import diagnosis, suite
+from helpers.bench.schema import Range, SpeedupPoint, Summary, TaskSizeTable
 from helpers.core import measure, paths
 from helpers.view.plots import CYCLE, PALETTE, STYLE
 
@@ -37,7 +40,7 @@ REFERENCE_STYLES = ("--", ":", "-.", (0, (5, 1, 1, 1)))
 def with_summary(document: dict[str, Any]) -> dict[str, Any]:
     """The document with its summary recomputed from its records."""
     records = measure.records_of(document)
-    return {**document, "summary": suite.summarize(records, document["machine"])}
+    return {**document, "summary": suite.summarize(records, document["machine"]).to_json()}
 
 
 def label(document: dict[str, Any]) -> str:
@@ -101,32 +104,32 @@ def reference_speedups(workload: str = "python", executor: str = "ProcessPoolExe
 def speedup_comparison_plot(mine: dict[str, Any], references: Sequence[dict[str, Any]] = ()
                             ) -> Figure:
     """Speedup over serial against workers, per workload: yours solid, references dashed."""
-    workloads = list(mine["summary"]["speedup"]) or list(suite.SCALING_WORKLOADS)
+    yours = Summary.from_json(mine["summary"])
+    sources = [(yours, "-", 1.0)] + [
+        (Summary.from_json(ref["summary"]), REFERENCE_STYLES[i % len(REFERENCE_STYLES)], 0.6)
+        for i, ref in enumerate(references)]
+    workloads = list(yours.speedup) or list(suite.SCALING_WORKLOADS)
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(6 * len(workloads), 4.8), layout="constrained")
         axes = fig.subplots(1, len(workloads), squeeze=False)[0]
         for ax, workload in zip(axes, workloads, strict=True):
             top = 1
-            sources = [(mine, "-", 1.0)] + [
-                (ref, REFERENCE_STYLES[i % len(REFERENCE_STYLES)], 0.6)
-                for i, ref in enumerate(references)]
-            for document, style, alpha in sources:
-                table = document["summary"]["speedup"].get(workload, {})
-                for executor, points in table.items():
-                    xs = sorted(int(p) for p in points)
-                    medians = [points[str(x)]["median"] for x in xs]
-                    errors = [[points[str(x)]["median"] - points[str(x)]["low"] for x in xs],
-                              [points[str(x)]["high"] - points[str(x)]["median"] for x in xs]]
+            for summary, style, alpha in sources:
+                for executor, points in summary.speedup.get(workload, {}).items():
+                    xs = sorted(points)
+                    medians = [points[x].median for x in xs]
+                    errors = [[points[x].median - points[x].low for x in xs],
+                              [points[x].high - points[x].median for x in xs]]
                     ax.errorbar(xs, medians, yerr=errors, linestyle=style, marker="o",
                                 color=EXECUTOR_COLOURS.get(executor, CYCLE[0]), alpha=alpha,
-                                capsize=3, label=executor if document is mine else None)
+                                capsize=3, label=executor if summary is yours else None)
                     top = max(top, *xs)
             ax.plot([1, top], [1, top], color="grey", linewidth=1, label="ideal (= workers)")
             if top > 8:
                 ax.set_xscale("log", base=2)
                 ax.set_yscale("log", base=2)
-            counts = sorted({int(p) for d, _, _ in sources
-                             for points in d["summary"]["speedup"].get(workload, {}).values()
+            counts = sorted({p for summary, _, _ in sources
+                             for points in summary.speedup.get(workload, {}).values()
                              for p in points})
             ax.set_xticks(counts, [str(c) for c in counts])
             ax.set_xlabel("workers")
@@ -141,27 +144,27 @@ def speedup_comparison_plot(mine: dict[str, Any], references: Sequence[dict[str,
 
 def task_size_plot(mine: dict[str, Any], references: Sequence[dict[str, Any]] = ()) -> Figure:
     """Efficiency against task duration, with the region where processes lose shaded."""
+    yours = Summary.from_json(mine["summary"]).task_size
+    sources = [(yours, "-", 1.0)] + [
+        (Summary.from_json(ref["summary"]).task_size,
+         REFERENCE_STYLES[i % len(REFERENCE_STYLES)], 0.6) for i, ref in enumerate(references)]
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(9, 4.8), layout="constrained")
         ax = fig.subplots()
-        sources = [(mine, "-", 1.0)] + [(ref, REFERENCE_STYLES[i % len(REFERENCE_STYLES)], 0.6)
-                                         for i, ref in enumerate(references)]
-        for document, style, alpha in sources:
-            table = document["summary"]["task_size"]
-            for executor, points in table["efficiency"].items():
-                xs = sorted(points, key=float)
-                ranges = table.get("range", {}).get(executor, {})
-                errors = [[points[x] - ranges.get(x, [points[x]] * 2)[0] for x in xs],
-                          [ranges.get(x, [points[x]] * 2)[1] - points[x] for x in xs]]
-                ax.errorbar([float(x) for x in xs], [points[x] for x in xs], yerr=errors,
+        for table, style, alpha in sources:
+            for executor, points in table.efficiency.items():
+                xs = sorted(points)
+                ranges = table.range.get(executor, {})  # none in the oldest files
+                errors = [[points[x] - ranges.get(x, (points[x], points[x]))[0] for x in xs],
+                          [ranges.get(x, (points[x], points[x]))[1] - points[x] for x in xs]]
+                ax.errorbar(xs, [points[x] for x in xs], yerr=errors,
                             linestyle=style, marker="o", capsize=3, alpha=alpha,
                             color=EXECUTOR_COLOURS.get(executor, CYCLE[0]),
-                            label=f"{executor} (one submit per task)" if document is mine
+                            label=f"{executor} (one submit per task)" if table is yours
                             else None)
-        workers = mine["summary"]["task_size"].get("workers") or 1
+        workers = yours.workers or 1
         ax.set_xscale("log")
-        sizes = sorted({float(ms) for points in mine["summary"]["task_size"]["efficiency"].values()
-                        for ms in points})
+        sizes = sorted({ms for points in yours.efficiency.values() for ms in points})
         ax.set_xticks(sizes, [f"{ms:g}" for ms in sizes])
         ax.minorticks_off()
         ax.axhline(0.8, color="grey", linewidth=1, linestyle="--")
@@ -181,25 +184,26 @@ def task_size_plot(mine: dict[str, Any], references: Sequence[dict[str, Any]] = 
 def overhead_comparison_plot(mine: dict[str, Any], references: Sequence[dict[str, Any]] = ()
                              ) -> Figure:
     """Per-task overhead per pool, and time to first result per start method, per machine."""
-    sources = [mine, *references]
+    summaries = [Summary.from_json(d["summary"]) for d in (mine, *references)]
     names = ["yours"] + [f"ref {i + 1}" for i in range(len(references))]
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(12, 4.6), layout="constrained")
         left, right = fig.subplots(1, 2)
-        _grouped_bars(left, names, [d["summary"]["overhead_seconds_per_task"] for d in sources],
-                      [d["summary"].get("overhead_range", {}) for d in sources],
+        _grouped_bars(left, names, [s.overhead_seconds_per_task for s in summaries],
+                      [s.overhead_range for s in summaries],
                       1e6, "µs per tiny task (median, min–max)", "one submit per tiny task")
         first = [{method: pools.get("WorkerPool", min(pools.values())) for method, pools
-                  in d["summary"]["first_result_seconds"].items()} for d in sources]
-        first_ranges = [{method: pools.get("WorkerPool", []) for method, pools
-                         in d["summary"].get("first_result_range", {}).items()} for d in sources]
+                  in s.first_result_seconds.items()} for s in summaries]
+        first_ranges = [{method: pools["WorkerPool"] for method, pools
+                         in s.first_result_range.items() if "WorkerPool" in pools}
+                        for s in summaries]
         _grouped_bars(right, names, first, first_ranges, 1e3, "ms (median, min–max)",
                       "a fresh WorkerPool's first result, per start method")
     return fig
 
 
 def _grouped_bars(ax: Any, machines: list[str], values: list[dict[str, float]],
-                  ranges: list[dict[str, list[float]]], scale: float, ylabel: str,
+                  ranges: list[dict[str, Range]], scale: float, ylabel: str,
                   title: str) -> None:
     keys = sorted({k for v in values for k in v})
     if not keys:
@@ -209,7 +213,7 @@ def _grouped_bars(ax: Any, machines: list[str], values: list[dict[str, float]],
     for i, (name, row) in enumerate(zip(machines, values, strict=True)):
         xs = [k + i * width for k in range(len(keys))]
         heights = [row.get(key, float("nan")) * scale for key in keys]
-        spans = [ranges[i].get(key) or [row.get(key, float("nan"))] * 2 for key in keys]
+        spans = [ranges[i].get(key) or (row.get(key, float("nan")),) * 2 for key in keys]
         errors = [[h - low * scale for h, (low, _) in zip(heights, spans, strict=True)],
                   [high * scale - h for h, (_, high) in zip(heights, spans, strict=True)]]
         ax.bar(xs, heights, width=width, yerr=errors, capsize=4, color=CYCLE[i % len(CYCLE)],
@@ -230,16 +234,15 @@ def _grouped_bars(ax: Any, machines: list[str], values: list[dict[str, float]],
 
 def explain_scaling(mine: dict[str, Any], references: Sequence[dict[str, Any]] = ()) -> str:
     """What the speedup plot shows, in Markdown, with this run's numbers (and a model)."""
-    python = mine["summary"]["speedup"].get("python", {})
-    sha = mine["summary"]["speedup"].get("sha256", {})
-    processes = _best(python, "WorkerPool")
+    summary = Summary.from_json(mine["summary"])
+    processes = summary.best("python", "WorkerPool")
     if processes is None:
         return "Run the scaling part first."
     workers, speedup = processes
     lines = []
     others = ", ".join(f"{name} {point[1]:.2f}×" for name in ("ProcessPoolExecutor", "joblib")
-                       if (point := _best(python, name)) is not None)
-    threads, released = _best(python, "threads"), _best(sha, "threads")
+                       if (point := summary.best("python", name)) is not None)
+    threads, released = summary.best("python", "threads"), summary.best("sha256", "threads")
     lines.append(f"- **Pure Python on {workers} processes:** WorkerPool {speedup:.2f}× "
                  f"({speedup / workers:.0%} of the ideal {workers}×); {others}.")
     if threads is not None:
@@ -249,9 +252,9 @@ def explain_scaling(mine: dict[str, Any], references: Sequence[dict[str, Any]] =
     if released is not None:
         lines.append(f"- **sha256 on {released[0]} threads:** {released[1]:.2f}× — hashlib "
                      "releases the GIL while it hashes, so threads do run in parallel.")
-    spread = python["WorkerPool"][str(workers)]
-    if spread["high"] - spread["low"] > abs(speedup - 1):
-        lines.append(f"- The spread over repeats ({spread['low']:.2f}–{spread['high']:.2f}×) is "
+    spread = summary.speedup["python"]["WorkerPool"][workers]
+    if spread.high - spread.low > abs(speedup - 1):
+        lines.append(f"- The spread over repeats ({spread.low:.2f}–{spread.high:.2f}×) is "
                      "larger than the effect: treat these numbers as noise and run again.")
     if workers >= 2:
         serial = measure.karp_flatt(speedup, workers)
@@ -264,7 +267,7 @@ def explain_scaling(mine: dict[str, Any], references: Sequence[dict[str, Any]] =
                      f"fraction (Karp–Flatt) of {serial:.3f}. Amdahl's law would then predict "
                      f"{model}.{caveat}")
     for ref in references:
-        point = _best(ref["summary"]["speedup"].get("python", {}), "WorkerPool")
+        point = Summary.from_json(ref["summary"]).best("python", "WorkerPool")
         if point is not None:
             lines.append(f"- **Reference** {label(ref)}: WorkerPool {point[1]:.2f}× on "
                          f"{point[0]} workers.")
@@ -273,25 +276,26 @@ def explain_scaling(mine: dict[str, Any], references: Sequence[dict[str, Any]] =
 
 def explain_task_size(mine: dict[str, Any]) -> str:
     """What the task-size plot shows, with this run's numbers."""
-    table = mine["summary"]["task_size"]
-    ppe = table["efficiency"].get("ProcessPoolExecutor", {})
+    summary = Summary.from_json(mine["summary"])
+    table = summary.task_size
+    ppe = table.efficiency.get("ProcessPoolExecutor", {})
     if not ppe:
         return "Run the task-size part first."
-    sizes = sorted(ppe, key=float)
+    sizes = sorted(ppe)
     small, large = sizes[0], sizes[-1]
-    batched = table["efficiency"].get("WorkerPool", {})
-    overhead = mine["summary"]["overhead_seconds_per_task"].get("ProcessPoolExecutor")
-    shortest = break_even_ms(mine)
-    lines = [f"- With {small} ms tasks, ProcessPoolExecutor kept {ppe[small]:.0%} of "
-             f"{table['workers']} workers busy with your work; with {large} ms tasks, "
+    batched = table.efficiency.get("WorkerPool", {})
+    overhead = summary.overhead_seconds_per_task.get("ProcessPoolExecutor")
+    shortest = table.break_even_ms()
+    lines = [f"- With {small:g} ms tasks, ProcessPoolExecutor kept {ppe[small]:.0%} of "
+             f"{table.workers} workers busy with your work; with {large:g} ms tasks, "
              f"{ppe[large]:.0%}."]
     if overhead is not None:
         lines.append(f"- Each submit costs about {overhead * 1e6:.0f} µs of pickling, queueing "
-                     f"and waking a worker: {overhead / (float(small) / 1000):.0%} of a "
-                     f"{small} ms task.")
+                     f"and waking a worker: {overhead / (small / 1000):.0%} of a "
+                     f"{small:g} ms task.")
     if small in batched:
         lines.append(f"- WorkerPool batches small tasks itself: {batched[small]:.0%} at "
-                     f"{small} ms.")
+                     f"{small:g} ms.")
     lines.append(f"- Shortest task reaching 80 %: "
                  f"{f'{shortest:g} ms' if shortest is not None else 'none measured'}. "
                  "Below it, batch (`chunksize`) or merge tasks.")
@@ -300,29 +304,28 @@ def explain_task_size(mine: dict[str, Any]) -> str:
 
 def explain_costs(mine: dict[str, Any]) -> str:
     """Per-task overhead, start-up per start method, the event loop and BLAS, in numbers."""
-    summary = mine["summary"]
+    summary = Summary.from_json(mine["summary"])
     lines = []
-    if summary["overhead_seconds_per_task"]:
+    if summary.overhead_seconds_per_task:
         lines.append("- **One tiny task, one submit:** " + ", ".join(
-            f"{k} {v * 1e6:.1f} µs" for k, v in summary["overhead_seconds_per_task"].items())
+            f"{k} {v * 1e6:.1f} µs" for k, v in summary.overhead_seconds_per_task.items())
             + ".")
-    first = {m: min(p.values()) for m, p in summary["first_result_seconds"].items()}
+    first = {m: min(p.values()) for m, p in summary.first_result_seconds.items()}
     if first:
         lines.append("- **A fresh pool's first result:** " + ", ".join(
             f"{m} {s * 1000:.0f} ms" for m, s in first.items())
             + ". Fork copies this process; spawn starts and imports a new interpreter; "
             "forkserver forks from a small server process started once.")
-    lag = summary["loop_max_lag_seconds"]
+    lag = summary.loop_max_lag_seconds
     if {"inline", "WorkerPool"} <= set(lag):
         lines.append(f"- **Event loop:** CPU work inline froze the loop for up to "
                      f"{lag['inline'] * 1000:.0f} ms; offloaded to a WorkerPool, "
                      f"{lag['WorkerPool'] * 1000:.0f} ms.")
-    if summary["blas"]:
-        seconds = summary["blas"]["seconds"]
+    if summary.blas is not None:
         lines.append("- **NumPy in processes:** " + ", ".join(
-            f"{k} {v:.2f} s" for k, v in seconds.items())
+            f"{k} {v:.2f} s" for k, v in summary.blas.seconds.items())
             + f" — oversubscribed BLAS threads cost "
-            f"{summary['blas']['oversubscription_slowdown']:.2f}×.")
+            f"{summary.blas.oversubscription_slowdown:.2f}×.")
     for part, reason in mine.get("skipped", {}).items():
         lines.append(f"- **{part}:** skipped, because {reason}.")
     return "\n".join(lines) or "Run the overhead, start-methods, event-loop and blas parts first."
@@ -331,56 +334,44 @@ def explain_costs(mine: dict[str, Any]) -> str:
 # --- the page to keep ---
 
 
-def _best(table: dict[str, Any], executor: str) -> tuple[int, float] | None:
-    points = table.get(executor, {})
-    if not points:
-        return None
-    workers = max(points, key=int)
-    return int(workers), points[workers]["median"]
-
-
 def break_even_ms(document: dict[str, Any], executor: str = "ProcessPoolExecutor",
                   efficiency: float = 0.8) -> float | None:
     """The shortest measured task (ms) that reached ``efficiency``; None if none did."""
-    points = document["summary"]["task_size"]["efficiency"].get(executor, {})
-    return next((float(ms) for ms in sorted(points, key=float) if points[ms] >= efficiency),
-                None)
+    return Summary.from_json(document["summary"]).task_size.break_even_ms(executor, efficiency)
 
 
 def summary_page(document: dict[str, Any], findings: Sequence[diagnosis.Finding] | None = None
                  ) -> str:
     """One page of Markdown: this machine's numbers, the diagnosis, the decision guide."""
-    card, summary = document["machine"], document["summary"]
+    card, summary = document["machine"], Summary.from_json(document["summary"])
     findings = diagnosis.why_no_speedup(document) if findings is None else findings
-    python = summary["speedup"].get("python", {})
-    sha = summary["speedup"].get("sha256", {})
     rows = []
-    if (best := _best(python, "WorkerPool")) is not None:
+    if (best := summary.best("python", "WorkerPool")) is not None:
         rows.append(("pure Python on processes (WorkerPool)",
                      f"{best[1]:.2f}× on {best[0]} workers ({best[1] / best[0]:.0%} efficiency)"))
-    if (threads := _best(python, "threads")) is not None:
+    if (threads := summary.best("python", "threads")) is not None:
         rows.append(("pure Python on threads", f"{threads[1]:.2f}× on {threads[0]} threads"))
-    if (released := _best(sha, "threads")) is not None:
+    if (released := summary.best("sha256", "threads")) is not None:
         rows.append(("GIL-releasing sha256 on threads",
                      f"{released[1]:.2f}× on {released[0]} threads"))
-    overhead = summary["overhead_seconds_per_task"]
+    overhead = summary.overhead_seconds_per_task
     if overhead:
         rows.append(("cost of one tiny task", ", ".join(
             f"{k} {v * 1e6:.0f} µs" for k, v in overhead.items())))
-    shortest = break_even_ms(document)
-    if summary["task_size"]["efficiency"]:
+    shortest = summary.task_size.break_even_ms()
+    if summary.task_size.efficiency:
         rows.append(("shortest task reaching 80 % efficiency (ProcessPoolExecutor)",
                      f"{shortest:g} ms" if shortest is not None else "none measured"))
-    lag = summary["loop_max_lag_seconds"]
+    lag = summary.loop_max_lag_seconds
     if lag:
         rows.append(("worst event-loop lag, CPU work inline / offloaded",
                      " / ".join(f"{v * 1000:.0f} ms" for v in lag.values())))
-    for method, pools in summary["first_result_seconds"].items():
+    for method, pools in summary.first_result_seconds.items():
         rows.append((f"first result of a new pool ({method})",
                      f"{min(pools.values()) * 1000:.0f} ms"))
-    if summary["blas"]:
+    if summary.blas is not None:
         rows.append(("BLAS threads × processes (oversubscribed) vs one BLAS thread each",
-                     f"{summary['blas']['oversubscription_slowdown']:.2f}× slower"))
+                     f"{summary.blas.oversubscription_slowdown:.2f}× slower"))
     table = "\n".join(f"| {name} | {value} |" for name, value in rows)
     usable = card["usable_cpus"]
     guide = _decision_guide(usable, shortest, card)
@@ -388,7 +379,7 @@ def summary_page(document: dict[str, Any], findings: Sequence[diagnosis.Finding]
     return (f"## Your machine in one page\n\n"
             f"**{card['cpu_model']}** · {usable} usable of {card['logical_cpus']} CPUs · "
             f"Python {card['python']} ({'GIL off' if not card['gil_enabled'] else 'GIL on'}) · "
-            f"start method {summary.get('start_method') or card['start_method']} · "
+            f"start method {summary.start_method or card['start_method']} · "
             f"{document['mode']} mode · {document.get('created', '')[:16]}\n\n"
             f"| measured | result |\n|---|---|\n{table}\n\n"
             f"### Why no speedup? (ranked)\n\n{ranked}\n\n"
@@ -424,20 +415,21 @@ def colleague_result() -> dict[str, Any]:
 
     A container on a 16-CPU host, limited to one CPU by its quota.
     """
-    speedup = {"python": {"WorkerPool": {"1": {"median": 0.97, "low": 0.95, "high": 0.99}},
-                          "threads": {"1": {"median": 1.0, "low": 0.98, "high": 1.01}}}}
+    summary = Summary(
+        usable_cpus=1, start_method="fork",
+        speedup={"python": {"WorkerPool": {1: SpeedupPoint(median=0.97, low=0.95, high=0.99)},
+                            "threads": {1: SpeedupPoint(median=1.0, low=0.98, high=1.01)}}},
+        task_size=TaskSizeTable(workers=1, efficiency={
+            "ProcessPoolExecutor": {0.1: 0.31, 1.0: 0.82, 10.0: 0.97}}),
+        overhead_seconds_per_task={"ProcessPoolExecutor": 70e-6},
+        first_result_seconds={"fork": {"ProcessPoolExecutor": 0.006}},
+    )
     return {
         "kind": suite.KIND, "mode": "quick", "created": "(invented for the exercise)",
         "machine": {"cpu_model": "Intel Xeon (invented)", "logical_cpus": 16,
                     "usable_cpus": 1, "affinity_cpus": 16, "cgroup_quota_cpus": 1.0,
                     "python": "3.12.4", "gil_enabled": True, "start_method": "fork"},
-        "summary": {"usable_cpus": 1, "start_method": "fork", "speedup": speedup,
-                    "task_size": {"workers": 1, "efficiency": {"ProcessPoolExecutor": {
-                        "0.1": 0.31, "1": 0.82, "10": 0.97}}},
-                    "overhead_seconds_per_task": {"ProcessPoolExecutor": 70e-6},
-                    "parent_cpu_seconds_per_task": {}, "loop_max_lag_seconds": {},
-                    "first_result_seconds": {"fork": {"ProcessPoolExecutor": 0.006}},
-                    "blas": None},
+        "summary": summary.to_json(),
     }
 
 

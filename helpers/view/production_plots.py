@@ -105,8 +105,9 @@ def decision_chart(model: advisor.CostModel, cpus: int, tasks: int = 1000,
             speed = np.zeros_like(choice)
             for i, payload in enumerate(payloads):
                 for j, seconds in enumerate(task_sizes):
-                    advice = advisor.advise(float(seconds), int(payload), cpus, releasing,
-                                            tasks, model)
+                    advice = advisor.advise(float(seconds), payload_bytes=int(payload),
+                                            cpus=cpus, gil_releasing=releasing, tasks=tasks,
+                                            model=model)
                     choice[i, j] = advisor.CHOICES.index(advice.choice)
                     speed[i, j] = advice.predicted_speedup
             y = np.maximum(payloads, 10)  # draw "no payload" at the bottom of the log axis

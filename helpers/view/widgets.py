@@ -483,7 +483,8 @@ def _advice_experiment(task_seconds: float, payload_bytes: int, tasks: int, cpus
     from helpers.experiments import advisor, production_patterns
 
     model = model or advisor.default_model()
-    advice = advisor.advise(task_seconds, payload_bytes, cpus, gil_releasing, tasks, model)
+    advice = advisor.advise(task_seconds, payload_bytes=payload_bytes, cpus=cpus,
+                            gil_releasing=gil_releasing, tasks=tasks, model=model)
     rows = []
     if measure:
         case = production_patterns.Case("your job", task_seconds, tasks, payload_bytes,
