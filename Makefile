@@ -85,19 +85,27 @@ test: setup
 	$(call start_method_pass,forkserver)
 	$(MAKE) --no-print-directory test-other-python
 
-# A second interpreter: the newest Python 3.12+ that pyenv holds, or OTHER_PYTHON=...
+# A second interpreter: the newest Python 3.12+ that pyenv holds (by version order), or
+# OTHER_PYTHON=/path/to/python3. Offline (WHEELHOUSE=...) there are no wheels for it.
 PYENV_ROOT ?= $(HOME)/.pyenv
-OTHER_PYTHON ?= $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/3.1[2-9]*/bin/python3)))
+OTHER_PYTHON ?= $(shell ls -d $(PYENV_ROOT)/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -V | tail -n 1)
 OTHER_VENV := .venv-other
+OTHER_STAMP := $(OTHER_VENV)/.course-installed
 
 test-other-python:
-ifeq ($(OTHER_PYTHON),)
+ifeq ($(OTHER_PYTHON)$(WHEELHOUSE),)
 	@echo "NOTE: no second Python 3.12+ found (pyenv, or OTHER_PYTHON=/path/to/python3): its pass is SKIPPED"
+else ifneq ($(WHEELHOUSE),)
+	@echo "NOTE: offline install (WHEELHOUSE): the second Python's pass is SKIPPED"
 else
 	@echo "Second Python: $(OTHER_PYTHON) ($$($(OTHER_PYTHON) --version))"
-	$(call install,$(OTHER_PYTHON),$(OTHER_VENV),$(EXTRAS))
+	@$(MAKE) --no-print-directory $(OTHER_STAMP)
 	COURSE_QUICK=1 $(OTHER_VENV)/bin/python -m pytest $(NBVAL) notebooks tests/test_pool.py tests/test_build_a_pool.py
 endif
+
+$(OTHER_STAMP): pyproject.toml constraints.txt
+	$(call install,$(OTHER_PYTHON),$(OTHER_VENV),$(EXTRAS))
+	@touch $(OTHER_STAMP)
 
 # Unit and fault tests only: under 3 minutes on 2 cores. make test runs everything.
 test-fast: setup

@@ -12,7 +12,7 @@ folders are layers, and data flows one way through them::
 ``core``        config (start method, quick mode), machine (the machine card), measure
                 (timing, spread, speedup, models, JSON results), trace (per-task records),
                 watchdog (workers die with their parent), workloads (calibrated tasks),
-                cpu_sampler, paths
+                cpu_sampler, paths, validate (parameter checks)
 ``tasks``       every other function a worker process runs: faults, pitfalls, arrays,
                 production (notebook 08), transfer (notebook 07), thread_sweep
 ``pool``        the product: ``WorkerPool`` (parent, worker_process), its joblib backend,
@@ -23,10 +23,12 @@ folders are layers, and data flows one way through them::
 ``bench``       ``python -m helpers.bench``: the course and pool suites, the "why no
                 speedup?" diagnosis
 ``view``        plots, production_plots, widgets, checks, tables, compare
-``tools``       preflight (``make check``), handouts (``make handouts``)
+``tools``       preflight (``make check``), handouts (``make handouts``), setup_course
+                (set-up without make, for Windows)
 ==============  ===========================================================================
 
-Imports only run down that list (``view`` may import ``experiments``, never the reverse),
+A module imports only from its own row and the rows above it (``view`` may import
+``experiments``, never the reverse),
 and ``core``, ``tasks``, ``pool`` and ``servers`` are standard library only (all but
 ``pool.joblib_backend``): worker processes import them under every start method, and
 with them this file, which therefore imports nothing.
@@ -38,7 +40,8 @@ Which modules serve which notebook:
  01   the event loop       experiments.eventloop
  02   threads and the GIL  experiments.gil, .races, .interpreters; tasks.thread_sweep;
                            core.cpu_sampler
- 03   processes            experiments.processes; tasks.pitfalls
+ 03   processes            experiments.processes, .strong_scaling, .joblib_runs;
+                           tasks.pitfalls; view.compare
  04   joblib               experiments.joblib_runs; tasks.arrays; view.tables
  05   build a worker pool  pool (parent, worker_process, build_a_pool);
                            experiments.pools, .pool_overhead; tasks.faults
@@ -47,13 +50,17 @@ Which modules serve which notebook:
  07   moving data          experiments.data_transfer; tasks.transfer
  08   production patterns  experiments.production_patterns, .serial_first, .sizing,
                            .advisor; tasks.production; servers.job_runner;
+                           view.production_plots, view.compare
+ 09   beyond one machine   servers.dask_cluster; experiments.dask_runs, .pools;
                            view.production_plots
- 09   beyond one machine   servers.dask_cluster; experiments.dask_runs
  10   capstone             bench (suite, diagnosis); view.compare
 ====  ===================  ===============================================================
 
-Every notebook also uses ``view.plots``, ``view.widgets`` and ``view.checks``.
+Besides these, the notebooks use ``view.checks`` (all), ``view.plots`` and
+``view.widgets`` (most).
 """
+
+from __future__ import annotations
 
 __version__ = "0.1.0"
 

@@ -103,8 +103,9 @@ def paired_speedups(seconds: Iterable[tuple[Any, Any, float]], baseline: Any
     in the same repeat, one value per repeat.
 
     Pairing runs by repeat keeps slow moments of the machine from counting twice: a
-    repeat that was slow for every label gives the same ratios as a fast one. Every
-    speedup the course reports is computed here.
+    repeat that was slow for every label gives the same ratios as a fast one. The
+    experiments' speedups over repeated runs (scaling sweeps, "ways" compared side by
+    side, interpreter sweeps) are computed here.
     """
     by_repeat: dict[Any, dict[Any, float]] = defaultdict(dict)
     for repeat, label, value in seconds:

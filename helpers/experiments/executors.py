@@ -24,6 +24,8 @@ def make_executor(kind: str, workers: int, start_method: str | None = None,
     """A pool of ``workers`` of one kind; ``options`` go to WorkerPool (``task_timeout``...).
 
     ``start_method`` None means the course's default (``COURSE_START_METHOD``)."""
+    if options and kind != "WorkerPool":
+        raise TypeError(f"options {sorted(options)} are WorkerPool's; {kind!r} takes none")
     if kind == "thread":
         return ThreadPoolExecutor(max_workers=workers)
     if kind == "process":

@@ -7,7 +7,7 @@ centres. Three ways, timed side by side and checked to give the same labels::
     pure Python, N processes   (the parallel fix: at best N× faster)
     NumPy, one process         (the serial fix: one array expression, no Python loop)
 
-Parent side only (NumPy); the pure-Python version lives in ``production_tasks`` so
+Parent side only (NumPy); the pure-Python version lives in ``helpers.tasks.production`` so
 worker processes can import it.
 """
 

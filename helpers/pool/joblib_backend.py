@@ -1,6 +1,6 @@
 """Run ``joblib.Parallel`` on the course's :class:`~helpers.pool.WorkerPool`.
 
-``pool.py`` stays standard library only; this module is the bridge to joblib::
+``helpers.pool.parent`` stays standard library only; this module is the bridge to joblib::
 
     from helpers.pool import joblib_backend
     from joblib import Parallel, delayed, parallel_config

@@ -6,9 +6,10 @@ From the repository's folder (PowerShell, cmd, or any shell)::
     python -m helpers.tools.setup_course test    # set up .venv with the test tools, run pytest
     python -m helpers.tools.setup_course setup   # only set up
 
-It does what ``make lab`` and ``make test`` do: create ``.venv``, install the course into it
-(editable, with the exact versions in ``constraints.txt``), register the Jupyter kernel
-**Python (scaling CPU-bound course)**, then start JupyterLab or the tests. On Windows the
+It sets up as ``make lab`` does: create ``.venv``, install the course into it (editable,
+with the exact versions in ``constraints.txt``), register the Jupyter kernel **Python
+(scaling CPU-bound course)**; then it starts JupyterLab, or runs the tests and every
+notebook once (``make test`` also repeats the notebooks under other start methods). On Windows the
 virtual environment's Python is ``.venv\\Scripts\\python.exe``; elsewhere ``.venv/bin/python``.
 Standard library only: it runs before anything is installed.
 """
@@ -22,9 +23,10 @@ import sys
 import venv
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-KERNEL = "scaling-cpu-python"
-KERNEL_DISPLAY = "Python (scaling CPU-bound course)"
+from helpers.core.config import KERNEL_DISPLAY_NAME as KERNEL_DISPLAY
+from helpers.core.config import KERNEL_NAME as KERNEL
+from helpers.core.paths import REPO_ROOT
+
 #: What a learner needs (the notebooks, notebook 09's Dask, notebook 06's gunicorn) ...
 LEARNER_EXTRAS = "lab,dask,server"
 #: ... and what the test suite needs on top.
@@ -57,7 +59,8 @@ def run_command(action: str, python: Path, running_as_root: bool) -> list[str]:
             command.insert(4, "--allow-root")
         return command
     if action == "test":
-        return [str(python), "-m", "pytest", "tests"]
+        return [str(python), "-m", "pytest", "tests", "notebooks", "--nbval-lax",
+                "--nbval-current-env", "--nbval-cell-timeout=90"]
     raise ValueError(f"action must be one of: setup, lab, test; got {action!r}")
 
 

@@ -1,7 +1,7 @@
 """Dashboards: change the parameters, press Run, see the plot of *your* run.
 
 A widget only re-runs an experiment and redraws; all the logic lives in
-``experiments``, ``pool_experiments`` and ``plots``. The run happens in a
+``helpers.experiments`` (strong_scaling, pools, ...) and ``view.plots``. The run happens in a
 background thread so the notebook stays responsive::
 
     Run pressed ──> read and check the parameters ──(bad)──> message in the output

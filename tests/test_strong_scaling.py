@@ -62,3 +62,15 @@ def test_one_worker_only_explains_itself():
     result = small_run(workers=[1])
     assert result.fit() is None
     assert "no speedup to report" in result.explain()
+
+
+def test_one_executor_factory_for_every_experiment():
+    from helpers.experiments import executors
+
+    with executors.make_executor("thread", 2) as pool:
+        executors.warm_up(pool, 2)
+        assert pool.submit(abs, -3).result() == 3
+    with pytest.raises(TypeError, match="WorkerPool's"):
+        executors.make_executor("thread", 1, task_timeout=1.0)
+    with pytest.raises(ValueError, match="not one of: thread, process, WorkerPool"):
+        executors.make_executor("cluster", 1)
