@@ -8,8 +8,10 @@ Suites:
     BLAS threads in worker processes; and a "why no speedup?" diagnosis.
 
 ``pool`` (``pool_suite.py``)
-    WorkerPool against ProcessPoolExecutor, multiprocessing.Pool and joblib: per-task
-    overhead, auto-chunked map, coarse-task speedup, time to first result.
+    WorkerPool against ProcessPoolExecutor, multiprocessing.Pool, joblib/loky and (when
+    installed) mpire and pebble, under fork, forkserver and spawn: per-task overhead,
+    round trip, auto-chunked map, coarse-task speedup, time to first result, and the
+    parent's memory over a lazy map.
 
 Each suite measures side by side in one run (interleaved repeats, medians), prints
 ratios against the course's targets, and writes one JSON document in the course's

@@ -2,7 +2,7 @@
 
 ``python -m helpers.bench [--quick] [--output F]``
     the whole course benchmark (see ``helpers.bench.suite``): what notebook 10 runs
-``python -m helpers.bench pool [--quick] [--methods fork,spawn] [--output F]``
+``python -m helpers.bench pool [--quick] [--methods fork,forkserver,spawn] [--output F]``
     the pool benchmark from notebook 05 (see ``helpers.bench.pool_suite``)
 """
 
@@ -19,11 +19,6 @@ from helpers.core import config, measure
 SUITES = ("course", "pool")
 
 
-def default_methods() -> list[str]:
-    available = multiprocessing.get_all_start_methods()
-    return [m for m in ("fork", "spawn") if m in available] or available[:1]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -33,8 +28,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="short run (also: COURSE_QUICK=1); results say which mode")
     parser.add_argument("--methods", default=None,
                         help="start methods, comma-separated (pool: default "
-                             f"{','.join(default_methods())}; course: the one start method "
-                             "for its pools, default COURSE_START_METHOD or the platform's)")
+                             f"{','.join(pool_suite.default_methods())}; course: the one start "
+                             "method for its pools, default COURSE_START_METHOD or the "
+                             "platform's)")
     parser.add_argument("--parts", default=",".join(suite.PARTS),
                         help="course benchmark only: which parts (default: all)")
     parser.add_argument("--repeats", type=int, default=None,
@@ -54,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--repeats must be 1 to 50")
 
     if args.suite == "pool":
-        document = pool_suite.run(quick=quick, methods=methods or default_methods(),
-                                     repeats=repeats, progress=sys.stderr)
+        document = pool_suite.run(quick=quick, methods=methods or pool_suite.default_methods(),
+                                  repeats=repeats, progress=sys.stderr)
         text = pool_suite.report(document)
     else:
         if len(methods) > 1:

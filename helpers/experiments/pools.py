@@ -164,21 +164,19 @@ class _Unpicklable:
 
 
 def _children() -> set[int]:
-    """This process's pool workers. Under forkserver they are children of the fork server
-    (and share its command line), so the fork server is looked into, not counted; the
-    resource tracker is not a worker either."""
+    """This process's pool workers: its descendants that have no children of their own.
+
+    That leaves out the processes workers are forked from (multiprocessing's forkserver,
+    WorkerPool's fork server under fork), and the resource tracker is not a worker either.
+    """
     workers = set()
-    for child in psutil.Process().children():
-        command = " ".join(_cmdline(child))
-        if "resource_tracker" in command:
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.children() or "resource_tracker" in " ".join(_cmdline(child)):
+                continue
+        except psutil.Error:
             continue
-        if "forkserver" in command:
-            try:
-                workers |= {worker.pid for worker in child.children()}
-            except psutil.Error:
-                pass
-        else:
-            workers.add(child.pid)
+        workers.add(child.pid)
     return workers
 
 

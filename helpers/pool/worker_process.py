@@ -3,10 +3,10 @@
 One worker is one loop over its own pipe::
 
     set up (ignore SIGINT, exit when the parent dies, run the initializer)
-    repeat until told to stop, or until max_tasks_per_child tasks are done:
-        receive a batch: [(fn, args, kwargs), ...]       (one pickle for the batch)
-        run each task, noting when it started and finished
-        send back a BatchResults: results, errors with their tracebacks, times
+    repeat until Stop, max_tasks_per_child tasks, or max_memory_per_child bytes:
+        receive a Batch (one pickle for the whole batch); note "reading" on the board
+        run each task, noting on the board which one is running and since when
+        send back BatchResults: results, errors with their tracebacks, times
 
 It imports as little as possible, because every worker imports it at start-up
 (under spawn and forkserver, in a brand-new interpreter). Standard library only.
@@ -14,12 +14,24 @@ It imports as little as possible, because every worker imports it at start-up
 
 from __future__ import annotations
 
+import os
 import pickle
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 from helpers.core import watchdog
+from helpers.pool.messages import (
+    FINISHED,
+    READING,
+    Batch,
+    BatchResults,
+    InitFailed,
+    ProgressBoard,
+    Stop,
+    Unreadable,
+)
 
 
 def run_chunk(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> tuple[list[Any], float]:
@@ -29,98 +41,139 @@ def run_chunk(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> tuple[lis
     return results, time.perf_counter() - start
 
 
-def run_task(fn, args, kwargs) -> tuple[bool, Any, str | None]:
-    """Run one task: (ok, value or exception, traceback text or None)."""
-    try:
-        return True, fn(*args, **kwargs), None
-    except BaseException as error:  # everything goes back to the caller
-        return False, error, format_exception(error)
-
-
-class BatchResults:
-    """What a worker sends back for one batch, column by column (few objects per task)."""
-
-    __slots__ = ("values", "errors", "started", "finished")
-
-    def __init__(self) -> None:
-        self.values: list[Any] = []  # result per task (None where the task failed)
-        self.errors: dict[int, tuple[BaseException, str]] = {}  # index -> (error, traceback)
-        self.started: list[float] = []
-        self.finished: list[float] = []
-
-    def __getstate__(self):
-        return self.values, self.errors, self.started, self.finished
-
-    def __setstate__(self, state) -> None:
-        self.values, self.errors, self.started, self.finished = state
-
-    def make_picklable(self) -> None:
-        """Replace each result or exception that cannot be pickled by an error saying so."""
-        for index, value in enumerate(self.values):
-            if index not in self.errors and not _pickles(value):
-                self.values[index] = None
-                self.errors[index] = (RuntimeError(
-                    f"the task's result could not be pickled: {_pickle_error(value)}"), "")
-        for index, (error, text) in list(self.errors.items()):
-            if not _pickles(error):
-                self.errors[index] = (RuntimeError(
-                    f"the task raised {error!r}, which could not be pickled: "
-                    f"{_pickle_error(error)}"), text)
-
-
-def _pickles(value: Any) -> bool:
-    return _pickle_error(value) is None
-
-
-def _pickle_error(value: Any) -> str | None:
-    try:
-        pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
-    except Exception as error:
-        return f"{type(error).__name__}: {error}"
-    return None
-
-
-def worker_main(conn, initializer, initargs, max_tasks) -> None:
+def worker_main(conn, board: ProgressBoard, slot: int, initializer, initargs,
+                max_tasks: int | None, max_memory: int | None) -> None:
     """A worker: set up, then run batches from ``conn`` until told to stop."""
     watchdog.worker_setup()
     if initializer is not None:
         try:
             initializer(*initargs)
         except BaseException as error:
-            text = format_exception(error)
-            conn.send_bytes(pickle.dumps(("init-failed", f"{type(error).__name__}: {error}",
-                                          text)))
+            conn.send_bytes(pickle.dumps(InitFailed(f"{type(error).__name__}: {error}",
+                                                    format_exception(error))))
             return
-    done = 0
+    done = seq = 0
     while max_tasks is None or done < max_tasks:
         try:
-            message = conn.recv_bytes()
+            data = conn.recv_bytes()
         except (EOFError, OSError):
-            return
-        try:
-            batch = pickle.loads(message)
-        except Exception as error:  # e.g. a function this process cannot import
-            conn.send_bytes(pickle.dumps(("unreadable", f"{type(error).__name__}: {error}")))
-            continue
-        if batch is None:
-            return
-        results = BatchResults()
-        for index, (fn, args, kwargs) in enumerate(batch):
-            results.started.append(time.perf_counter())
-            ok, value, text = run_task(fn, args, kwargs)
-            results.finished.append(time.perf_counter())
-            if ok:
-                results.values.append(value)
-            else:
-                results.values.append(None)
-                results.errors[index] = (value, text)
-        done += len(batch)
-        try:
-            payload = pickle.dumps(results, pickle.HIGHEST_PROTOCOL)
-        except Exception:  # find the culprits, keep the rest
-            results.make_picklable()
-            payload = pickle.dumps(results, pickle.HIGHEST_PROTOCOL)
+            return  # the parent has gone
+        seq += 1
+        outcome = run_batch(data, seq, board, slot, max_memory)
+        del data
+        if outcome is None:
+            return  # Stop
+        payload, tasks, retiring = outcome
+        del outcome
         conn.send_bytes(payload)
+        done += tasks
+        del payload  # let go of the results before waiting for the next batch
+        if retiring:
+            return
+
+
+def run_batch(data: bytes, seq: int, board: ProgressBoard, slot: int, max_memory: int | None
+              ) -> tuple[bytes, int, bool] | None:
+    """Unpickle one message and run it: (reply, tasks run, retiring), or None for Stop.
+
+    Everything the batch made (arguments, results) is local here, so it is freed
+    when this returns: nothing stays referenced in the worker between batches.
+    """
+    board.write(slot, seq, READING)
+    try:
+        message = pickle.loads(data)
+    except BaseException as error:  # a function this process cannot import, SystemExit...
+        return pickle.dumps(Unreadable(seq, f"{type(error).__name__}: {error}",
+                                       format_exception(error))), 0, False
+    if isinstance(message, Stop):
+        return None
+    assert isinstance(message, Batch)
+    results = BatchResults(seq)
+    for index, (fn, args, kwargs) in enumerate(message.tasks):
+        board.write(slot, seq, index)
+        results.started.append(time.perf_counter())
+        try:
+            value = fn(*args, **kwargs)
+        except BaseException as error:  # everything goes back to the caller
+            results.values.append(None)
+            results.errors[index] = (error, format_exception(error))
+        else:
+            results.values.append(value)
+        results.finished.append(time.perf_counter())
+        value = fn = args = kwargs = None
+    board.write(slot, seq, FINISHED)
+    results.retiring = max_memory is not None and resident_bytes() > max_memory
+    return pickle_results(results), len(message.tasks), results.retiring
+
+
+def pickle_results(results: BatchResults) -> bytes:
+    """Pickle the results; a result or exception that will not pickle is replaced by the
+    error pickling raised (as ``ProcessPoolExecutor`` does), with the task's traceback."""
+    try:
+        return pickle.dumps(results, pickle.HIGHEST_PROTOCOL)
+    except BaseException:  # find the culprits, keep the rest
+        pass
+    for index, value in enumerate(results.values):
+        if index not in results.errors:
+            problem = _pickling_problem(value)
+            if problem is not None:
+                results.values[index] = None
+                results.errors[index] = (problem, format_exception(problem))
+    for index, (error, text) in list(results.errors.items()):
+        problem = _pickling_problem(error)
+        if problem is not None:
+            results.errors[index] = (RuntimeError(
+                f"the task raised {type(error).__name__}: {error}, which could not be "
+                f"pickled to send back: {type(problem).__name__}: {problem}"), text)
+    return pickle.dumps(results, pickle.HIGHEST_PROTOCOL)
+
+
+def _pickling_problem(value: Any) -> BaseException | None:
+    """The exception pickling ``value`` raises (itself picklable), or None."""
+    try:
+        pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+    except BaseException as error:
+        error.add_note("(raised while pickling the task's result to send it back)")
+        try:
+            pickle.dumps(error, pickle.HIGHEST_PROTOCOL)
+        except BaseException:
+            return RuntimeError(f"the task's result could not be pickled: "
+                                f"{type(error).__name__}: {error}")
+        return error
+    return None
+
+
+def resident_bytes() -> int:
+    """This process's resident memory now (Linux, Windows) or at its peak (macOS, BSD)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        pass
+    if sys.platform == "win32":
+        return _windows_working_set()
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB elsewhere
+
+
+def _windows_working_set() -> int:
+    import ctypes
+    from ctypes import wintypes
+
+    class Counters(ctypes.Structure):
+        _fields_ = [("cb", wintypes.DWORD), ("PageFaultCount", wintypes.DWORD),
+                    *[(name, ctypes.c_size_t) for name in (
+                        "PeakWorkingSetSize", "WorkingSetSize", "QuotaPeakPagedPoolUsage",
+                        "QuotaPagedPoolUsage", "QuotaPeakNonPagedPoolUsage",
+                        "QuotaNonPagedPoolUsage", "PagefileUsage", "PeakPagefileUsage")]]
+
+    counters = Counters()
+    counters.cb = ctypes.sizeof(counters)
+    process = ctypes.windll.kernel32.GetCurrentProcess()
+    ctypes.windll.psapi.GetProcessMemoryInfo(process, ctypes.byref(counters), counters.cb)
+    return counters.WorkingSetSize
 
 
 def format_exception(error: BaseException) -> str:

@@ -129,3 +129,63 @@ def exit_or_report_pid(exit_code: int | None) -> int:
     if exit_code is not None:
         os._exit(exit_code)
     return os.getpid()
+
+
+class ExitAtPickle:
+    """An object whose pickling raises SystemExit (as a buggy ``__reduce__`` might)."""
+
+    def __reduce__(self):
+        raise SystemExit(7)
+
+
+def return_exit_at_pickle() -> ExitAtPickle:
+    """Return an object that raises SystemExit while the worker pickles it back."""
+    return ExitAtPickle()
+
+
+class Tracked:
+    """A result the worker keeps a weak reference to, to see whether it is let go."""
+
+
+_last_result = None
+
+
+def make_tracked(_: object = None) -> Tracked:
+    """Return a Tracked object, remembering it weakly in this worker."""
+    import weakref
+
+    global _last_result
+    result = Tracked()
+    _last_result = weakref.ref(result)
+    return result
+
+
+def previous_result_alive() -> bool:
+    """Whether the object the last make_tracked() returned is still referenced here."""
+    import gc
+
+    gc.collect()
+    return _last_result is not None and _last_result() is not None
+
+
+_held: list[bytearray] = []
+
+
+def hold_memory(megabytes: int) -> int:
+    """Allocate and keep ``megabytes`` (a leak, as a cache that never empties); return the
+    worker's pid."""
+    block = bytearray(megabytes * 2**20)
+    block[::4096] = b"x" * len(block[::4096])  # touch every page, so it is resident
+    _held.append(block)
+    return os.getpid()
+
+
+def sleep_then_return(seconds: float, value: object) -> object:
+    """Sleep, then return ``value`` (which may be large: a transfer behind a slow task)."""
+    time.sleep(seconds)
+    return value
+
+
+def slow_initializer(seconds: float) -> None:
+    """An initializer that takes a while, like a worker importing a large library."""
+    time.sleep(seconds)

@@ -1,0 +1,189 @@
+"""Under the fork start method, workers are forked from a single-threaded fork server.
+
+A replacement worker has to be started while the pool runs, from one of the pool's
+helper threads. ``fork()`` from a process with several threads copies only the
+calling thread, and any lock another thread held at that moment stays locked for
+ever in the child (CPython warns: "This process is multi-threaded, use of fork()
+may lead to deadlocks in the child", and refuses ``max_tasks_per_child`` with fork
+for this reason). So, under fork, the pool forks *one* process when it is created,
+before its own threads start, and every worker, first or replacement, is forked
+from that process, which never starts a thread::
+
+    the pool (many threads) ──fork, once──► fork server (one thread)
+         │  "start slot 3"   ─────────────────►  │ os.fork()
+         │  ◄──────── pid, and the parent end ◄── │──────────► worker
+         │       of the worker's pipe (SCM_RIGHTS)              (own pipe to the pool)
+         │  "wait for pid"   ─────────────────►  │ os.waitpid()
+         │  ◄──────────────────────── exit code ◄─┘
+
+Every worker is a copy of the pool's process as it was when the pool was created,
+so a function defined in a notebook works in a replacement exactly as in the
+first workers. Cost: one extra fork per pool, and a request round trip per worker
+(measured by the pool benchmark's first-result figure). Unix only, like fork itself.
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.connection
+import os
+import pickle
+import signal
+import threading
+import time
+from multiprocessing import reduction
+from typing import Any
+
+from helpers.pool import worker_process
+from helpers.pool.messages import ProgressBoard
+
+#: Seconds between polls while waiting for a worker's exit status.
+POLL_SECONDS = 0.005
+
+
+class ForkServer:
+    """The pool's side: ask for workers, learn how they ended."""
+
+    def __init__(self, context: multiprocessing.context.BaseContext, board: ProgressBoard,
+                 worker_args: tuple[Any, ...]) -> None:
+        self._lock = threading.Lock()  # one request at a time
+        self._conn, server_end = context.Pipe(duplex=True)
+        self.process = context.Process(target=serve, args=(server_end, board, worker_args),
+                                       name="WorkerPool-fork-server", daemon=True)
+        self.process.start()
+        server_end.close()
+
+    def start_worker(self, slot: int) -> tuple[ForkedWorker, multiprocessing.connection.Connection]:
+        """Fork a worker for ``slot``; return its handle and the parent's end of its pipe."""
+        with self._lock:
+            self._conn.send_bytes(pickle.dumps(("start", slot)))
+            pid = pickle.loads(self._conn.recv_bytes())
+            fd = reduction.recv_handle(self._conn)
+        return ForkedWorker(pid, self), multiprocessing.connection.Connection(fd)
+
+    def wait(self, pid: int, timeout: float) -> int | None:
+        """The worker's exit code once it has exited (None if still running at ``timeout``)."""
+        with self._lock:
+            self._conn.send_bytes(pickle.dumps(("wait", pid, timeout)))
+            return pickle.loads(self._conn.recv_bytes())
+
+    def close(self) -> None:
+        """Stop the server (it kills and reaps any worker still running) and reap it."""
+        with self._lock:
+            try:
+                self._conn.send_bytes(pickle.dumps(("stop",)))
+            except OSError:
+                pass
+            self._conn.close()
+        self.process.join(timeout=5)
+        if self.process.exitcode is None:
+            self.process.kill()
+            self.process.join()
+
+
+class ForkedWorker:
+    """A worker forked by the fork server: what ``multiprocessing.Process`` offers the pool."""
+
+    sentinel = None  # not our child: its death shows as end-of-file on its pipe
+
+    def __init__(self, pid: int, server: ForkServer) -> None:
+        self.pid = pid
+        self.exitcode: int | None = None
+        self._server = server
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def join(self, timeout: float | None = None) -> None:
+        if self.exitcode is None:
+            self.exitcode = self._server.wait(self.pid, 60.0 if timeout is None else timeout)
+
+    def is_alive(self) -> bool:
+        self.join(0)
+        return self.exitcode is None
+
+    def _signal(self, signum: int) -> None:
+        if self.exitcode is None:
+            try:
+                os.kill(self.pid, signum)
+            except ProcessLookupError:
+                pass
+
+
+# --- the server process ---
+
+
+def serve(conn, board: ProgressBoard, worker_args: tuple[Any, ...]) -> None:
+    """The fork server's loop: one thread, requests from the pool, until stop or orphaned."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the kernel
+    parent = multiprocessing.parent_process()
+    children: dict[int, int | None] = {}  # pid -> exit code once reaped
+    watch = [conn] if parent is None else [conn, parent.sentinel]
+    while True:
+        ready = multiprocessing.connection.wait(watch)
+        if conn not in ready:
+            break  # the pool's process has gone
+        try:
+            request = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):
+            break
+        if request[0] == "start":
+            pid, parent_end = _fork_worker(conn, board, request[1], worker_args)
+            children[pid] = None
+            conn.send_bytes(pickle.dumps(pid))
+            reduction.send_handle(conn, parent_end.fileno(), 0)
+            parent_end.close()
+        elif request[0] == "wait":
+            _, pid, timeout = request
+            conn.send_bytes(pickle.dumps(_wait(children, pid, timeout)))
+        else:
+            break
+    for pid, code in children.items():  # whatever is still running goes with us
+        if code is None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    for pid, code in children.items():
+        if code is None:
+            _wait(children, pid, 5.0)
+
+
+def _fork_worker(conn, board: ProgressBoard, slot: int, worker_args: tuple[Any, ...]):
+    parent_end, child_end = multiprocessing.Pipe(duplex=True)
+    board.reset(slot)
+    pid = os.fork()
+    if pid == 0:  # the worker
+        code = 0
+        try:
+            conn.close()
+            parent_end.close()
+            worker_process.worker_main(child_end, board, slot, *worker_args)
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    child_end.close()
+    return pid, parent_end
+
+
+def _wait(children: dict[int, int | None], pid: int, timeout: float) -> int | None:
+    if children.get(pid) is not None:
+        return children[pid]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return children.get(pid)
+        if done:
+            children[pid] = os.waitstatus_to_exitcode(status)
+            return children[pid]
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(POLL_SECONDS)

@@ -1,0 +1,206 @@
+"""The pool's books: where every unfinished task is, what each worker holds, the state.
+
+One lock guards all of it. The rule that keeps every task accounted for: an
+unfinished task is in exactly one place, ::
+
+    pending  ──take──►  in hand (the sender is pickling it)  ──commit──►  a worker's batch
+       ▲                                                                     │
+       └────────────────── requeue (its worker died before running it) ◄─────┘
+
+and it leaves the books exactly once, through :meth:`Ledger.settle`, which lowers the
+unfinished count *before* its future is set. So a done-callback that submits more
+work always finds the room it made (joblib's callback does exactly that).
+
+The pool's states, and the only ways between them::
+
+    RUNNING ──shutdown() / pool dropped──► DRAINING ──nothing left──► STOPPING ──► CLOSED
+       │                                      │                          │
+       └──────────────┬───────────────────────┴──────────────────────────┘
+                      ├── initializer failed, helper thread bug ──► BROKEN
+                      └── terminate(), kill_workers(), Ctrl-C ────► TERMINATED
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+#: Run-time estimates the pool keeps at most (one per function, one per running map).
+MAX_ESTIMATES = 1000
+
+
+class State(enum.Enum):
+    RUNNING = "running"  # accepting tasks
+    DRAINING = "draining"  # no new tasks; the queued and running ones finish
+    STOPPING = "stopping"  # nothing left to run; the workers were told to stop
+    CLOSED = "closed"  # every worker has exited
+    BROKEN = "broken"  # the initializer failed, or a helper thread hit a bug
+    TERMINATED = "terminated"  # stopped at once: terminate(), kill_workers(), Ctrl-C
+
+
+TRANSITIONS: dict[State, set[State]] = {
+    State.RUNNING: {State.DRAINING, State.BROKEN, State.TERMINATED},
+    State.DRAINING: {State.STOPPING, State.BROKEN, State.TERMINATED},
+    State.STOPPING: {State.CLOSED, State.BROKEN, State.TERMINATED},
+    State.CLOSED: set(),
+    State.BROKEN: set(),
+    State.TERMINATED: set(),
+}
+
+#: States in which the pool runs no more tasks: workers are being killed or have exited.
+STOPPED = {State.CLOSED, State.BROKEN, State.TERMINATED}
+
+
+class Task:
+    """One submitted call (or one ``map`` chunk, which counts as ``weight`` tasks)."""
+
+    __slots__ = ("task_id", "future", "fn", "args", "kwargs", "key", "weight", "submitted",
+                 "alone", "retried", "dispatched", "settled")
+
+    def __init__(self, task_id: int, future: Future, fn: Callable[..., Any], args: tuple,
+                 kwargs: dict, key: Any, weight: int, submitted: float) -> None:
+        self.task_id, self.future = task_id, future
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+        self.key, self.weight, self.submitted = key, weight, submitted
+        self.alone = False  # send in a batch of its own (to find which task breaks a batch)
+        self.retried = False  # sent again after its worker died with its result unsent
+        self.dispatched = False  # its future is RUNNING (set when first sent)
+        self.settled = False  # counted out of the books (its future is, or is being, set)
+
+
+class SentBatch:
+    """Tasks sent to one worker as one message, numbered per worker."""
+
+    __slots__ = ("seq", "tasks")
+
+    def __init__(self, seq: int, tasks: list[Task]) -> None:
+        self.seq, self.tasks = seq, tasks
+
+
+class Worker:
+    """The parent's view of one worker process and what it holds."""
+
+    def __init__(self, slot: int, process: Any, conn: Any) -> None:
+        self.slot = slot  # its place on the progress board
+        self.process = process  # multiprocessing.Process, or fork_server.ForkedWorker
+        self.pid: int = process.pid
+        self.conn = conn
+        self.batches: deque[SentBatch] = deque()  # sent, results not back yet; oldest first
+        self.sent = 0  # tasks sent, for max_tasks_per_child
+        self.last_seq = 0
+        self.kill_reason: str | None = None  # "timeout" or "cancelled", once asked to die
+        self.retiring = False  # said it exits after its last batch (max_memory_per_child)
+        self.stop_sent = False
+
+
+class Ledger:
+    """Every piece of state the pool's threads share, under one lock."""
+
+    def __init__(self, max_workers: int, max_pending: int | None) -> None:
+        self.lock = threading.Lock()
+        self.work_or_room = threading.Condition(self.lock)  # the sender waits here
+        self.space = threading.Condition(self.lock)  # blocked submit() calls wait here
+        self.max_workers = max_workers
+        self.max_pending = max_pending
+        self.state = State.RUNNING
+        self.error: BaseException | None = None  # why BROKEN or TERMINATED
+        self.pending: deque[Task] = deque()
+        self.in_hand: list[Task] = []
+        self.unfinished = 0  # the weight of the tasks not settled yet
+        self.workers: list[Worker] = []
+        self.starting = 0  # replacements being started outside the lock
+        self.to_stop: list[Worker] = []  # the sender sends each a Stop
+        self.to_close: list[Any] = []  # connections the sender closes (it alone writes)
+        self.estimates: dict[Any, float] = {}  # key -> moving average seconds per task
+        self.room_waiters: list[Callable[[], None]] = []  # submit_async calls waiting
+        self.counts = {"completed": 0, "failed": 0, "crashed": 0, "timed_out": 0,
+                       "cancelled": 0, "workers_replaced": 0, "workers_retired": 0}
+
+    # --- states ---
+
+    def move_to(self, state: State) -> bool:
+        """Change state if that transition is allowed; wake every waiting thread."""
+        if state not in TRANSITIONS[self.state]:
+            return False
+        self.state = state
+        self.work_or_room.notify_all()
+        self.space.notify_all()
+        self._wake_room_waiters()
+        return True
+
+    def accepting(self) -> bool:
+        return self.state is State.RUNNING
+
+    def idle(self) -> bool:
+        """Nothing queued, nothing being sent, no worker holding work."""
+        return (not self.pending and not self.in_hand
+                and all(not w.batches for w in self.workers))
+
+    # --- submitting ---
+
+    def full(self) -> bool:
+        return self.max_pending is not None and self.unfinished >= self.max_pending
+
+    def add(self, task: Task) -> None:
+        self.pending.append(task)
+        self.unfinished += task.weight
+        self.work_or_room.notify()
+
+    def settle(self, task: Task, outcome: str) -> bool:
+        """Count ``task`` out of the books; False if it already was (someone else won)."""
+        if task.settled:
+            return False
+        task.settled = True
+        self.unfinished -= task.weight
+        self.counts[outcome] += 1
+        if self.max_pending is not None:
+            self.space.notify(task.weight)
+            self._wake_room_waiters()
+        self.work_or_room.notify()  # the sender may be waiting to quit
+        return True
+
+    def add_room_waiter(self, wake: Callable[[], None]) -> None:
+        self.room_waiters.append(wake)
+
+    def _wake_room_waiters(self) -> None:
+        waiters, self.room_waiters = self.room_waiters, []
+        for wake in waiters:
+            wake()
+
+    # --- estimates ---
+
+    def expected_seconds(self, key: Any) -> float | None:
+        return self.estimates.get(key)
+
+    def record_run(self, key: Any, seconds_per_task: float) -> None:
+        before = self.estimates.get(key)
+        if before is None and len(self.estimates) >= MAX_ESTIMATES:
+            self.estimates.pop(next(iter(self.estimates)))
+        self.estimates[key] = (seconds_per_task if before is None
+                               else 0.5 * before + 0.5 * seconds_per_task)
+
+    def forget_estimate(self, key: Any) -> None:
+        self.estimates.pop(key, None)
+
+    # --- workers ---
+
+    def worker_holding(self, task: Task) -> tuple[Worker | None, int]:
+        """The worker holding ``task``, and the position of its batch (0: the one it runs)."""
+        for worker in self.workers:
+            for position, batch in enumerate(worker.batches):
+                if task in batch.tasks:
+                    return worker, position
+        return None, -1
+
+    def requeue_front(self, tasks: list[Task]) -> None:
+        """Put tasks back at the head of the queue, in order (unsettled ones only)."""
+        for task in reversed(tasks):
+            if not task.settled:
+                self.pending.appendleft(task)
+        self.work_or_room.notify()

@@ -1,0 +1,732 @@
+"""The pool's two helper threads, and what each one alone may do.
+
+``Sender``    takes pending tasks in batches, pickles them (outside the lock: a task
+              that will not pickle fails alone), hands each batch to a worker with
+              room, and is the **only** thread that writes to a worker's pipe or
+              closes it.
+``Receiver``  waits on every worker's pipe and process; it alone reads the pipes,
+              starts, kills and joins worker processes, settles finished tasks,
+              and moves the pool from state to state.
+
+Both hold only a *weak* reference to the ``WorkerPool`` (as CPython's executor
+manager thread does): a pool that the program drops is collected, and its threads
+notice, finish the queued work and stop its workers. They share everything else
+through the :class:`~helpers.pool.ledger.Ledger`, under its lock; futures are set
+outside the lock, after the task has been counted out, because done-callbacks may
+submit more work.
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import multiprocessing.connection
+import pickle
+import threading
+import time
+import types
+import weakref
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from helpers.pool.errors import TaskTimeout, WorkerCrashed, WorkerInitError, with_remote_traceback
+from helpers.pool.ledger import STOPPED, Ledger, SentBatch, State, Task, Worker
+from helpers.pool.messages import (
+    FINISHED,
+    READING,
+    Batch,
+    BatchResults,
+    InitFailed,
+    Progress,
+    ProgressBoard,
+    Stop,
+    Unreadable,
+)
+
+#: Work per batch that tiny tasks are grouped into (seconds), and the most tasks in one.
+BATCH_SECONDS = 0.005
+MAX_BATCH = 512
+#: Tasks shorter than this get a second batch queued in the worker's pipe...
+PREFETCH_BELOW_SECONDS = 0.01
+#: ...but only a small one: a big batch waits for an idle worker instead of blocking the
+#: sender on a full pipe (a pipe holds about 64 KiB to 200 KiB).
+PREFETCH_MAX_BYTES = 32 * 1024
+#: How often the receiver looks at the progress board while a task_timeout applies and
+#: a worker has been sent a task it has not started yet (seconds).
+START_POLL_SECONDS = 0.02
+#: The trace keeps the batches holding the newest TRACE_TASKS tasks (about 13 MB).
+TRACE_TASKS = 100_000
+
+
+class PoolOptions:
+    """What the threads need to know of the pool's settings."""
+
+    def __init__(self, task_timeout: float | None, max_tasks_per_child: int | None) -> None:
+        self.task_timeout = task_timeout
+        self.max_tasks_per_child = max_tasks_per_child
+
+
+class Wakeup:
+    """A pipe that wakes the receiver from ``multiprocessing.connection.wait``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._closed = False
+        self._pending = False
+        self.reader, self._writer = multiprocessing.Pipe(duplex=False)
+
+    def wake(self) -> None:
+        with self._lock:
+            if not self._closed and not self._pending:
+                self._pending = True
+                self._writer.send_bytes(b"")
+
+    def clear(self) -> None:
+        with self._lock:
+            while self.reader.poll():
+                self.reader.recv_bytes()
+            self._pending = False
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self.reader.close()
+            self._writer.close()
+
+
+# --- settling tasks (outside the lock) ---
+
+
+def finish(task: Task, ok: bool, value: Any, traceback: str | None = None) -> None:
+    """Set the future of a task the caller has just settled, and let go of its arguments."""
+    task.fn = task.args = task.kwargs = None
+    future = task.future
+    future.task = None
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(with_remote_traceback(value, traceback))
+
+
+def cancel_pending(task: Task, error: BaseException) -> None:
+    """Cancel a settled task that never ran, waking ``wait()`` and ``as_completed()``.
+
+    A task sent back to the queue after its worker died is already RUNNING and cannot
+    be cancelled: it gets ``error``.
+    """
+    task.fn = task.args = task.kwargs = None
+    future = task.future
+    future.task = None
+    if Future.cancel(future):
+        future.set_running_or_notify_cancel()
+    elif not future.done():
+        future.set_exception(error)
+
+
+def estimate_key(fn: Callable[..., Any]) -> Any:
+    """What a task's run-time estimate is filed under: its function (or callable's type)."""
+    fn = getattr(fn, "__func__", fn)
+    if isinstance(fn, (types.FunctionType, types.BuiltinFunctionType)):
+        return fn
+    return type(fn)
+
+
+def stop_everything(ledger: Ledger, state: State, error: BaseException, wakeup: Wakeup,
+                    signal_workers: Callable[[Worker], None] | None = None) -> None:
+    """Move to BROKEN or TERMINATED: cancel the queue, fail what workers hold, kill them.
+
+    Queued tasks are cancelled when the pool was terminated, and fail with ``error``
+    when it broke (their result will never come, and a cancelled future would hide why).
+    """
+    with ledger.lock:
+        if not ledger.move_to(state):
+            return
+        ledger.error = error
+        queued = [t for t in [*ledger.pending, *ledger.in_hand] if ledger.settle(
+            t, "cancelled" if state is State.TERMINATED else "failed")]
+        ledger.pending.clear()
+        held = [t for w in ledger.workers for b in w.batches for t in b.tasks
+                if ledger.settle(t, "failed")]
+        workers = list(ledger.workers)
+    for task in queued:
+        if state is State.TERMINATED:
+            cancel_pending(task, error)
+        else:
+            finish(task, False, error)
+    for task in held:
+        finish(task, False, error)
+    for worker in workers:
+        (signal_workers or kill_quietly)(worker)
+    wakeup.wake()
+
+
+def kill_quietly(worker: Worker) -> None:
+    try:
+        worker.process.kill()
+    except (OSError, ValueError):
+        pass  # already gone, or already joined and closed
+
+
+# --- the sender ---
+
+
+class Sender(threading.Thread):
+    """Moves pending tasks to workers; the one writer (and closer) of workers' pipes."""
+
+    def __init__(self, pool_ref: weakref.ref, ledger: Ledger, options: PoolOptions,
+                 wakeup: Wakeup, board: ProgressBoard) -> None:
+        super().__init__(name="WorkerPool-sender", daemon=True)
+        self.pool_ref, self.ledger, self.options, self.wakeup = pool_ref, ledger, options, wakeup
+        self.board = board
+        self.receiver_done = False
+
+    def run(self) -> None:
+        try:
+            self.send_until_closed()
+        except BaseException as error:  # a bug here must not leave futures pending for ever
+            report_internal_error(self.ledger, "sender", error, self.wakeup)
+            self.close_everything()
+
+    def send_until_closed(self) -> None:
+        ledger = self.ledger
+        while True:
+            with ledger.lock:
+                while True:
+                    to_stop, ledger.to_stop = ledger.to_stop, []
+                    to_close, ledger.to_close = ledger.to_close, []
+                    tasks = [] if to_stop or to_close else self.take_batch()
+                    if to_stop or to_close or tasks:
+                        break
+                    if self.receiver_done:
+                        return
+                    ledger.work_or_room.wait()
+            for worker in to_stop:
+                send_quietly(worker.conn, pickle.dumps(Stop()))
+            for conn in to_close:
+                conn.close()
+            if tasks:
+                self.send(tasks)
+
+    def close_everything(self) -> None:
+        with self.ledger.lock:
+            conns = [*self.ledger.to_close, *(w.conn for w in self.ledger.workers)]
+            self.ledger.to_close = []
+        for conn in conns:
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+    # --- choosing what to send ---
+
+    def take_batch(self) -> list[Task]:
+        """Under the lock: move up to one batch of pending tasks into the sender's hands."""
+        ledger = self.ledger
+        if not ledger.pending or ledger.state in STOPPED or self.worker_with_room() is None:
+            return []
+        batch: list[Task] = []
+        while ledger.pending and not batch:
+            head = ledger.pending[0]
+            limit = 1 if head.alone else self.batch_limit(head.key)
+            while ledger.pending and len(batch) < limit:
+                task = ledger.pending[0]
+                if task is not head and (task.alone or task.key != head.key):
+                    break
+                ledger.pending.popleft()
+                if task.settled:
+                    continue  # cancelled while it waited
+                if task.dispatched or task.future.set_running_or_notify_cancel():
+                    task.dispatched = True
+                    batch.append(task)
+                else:
+                    ledger.settle(task, "cancelled")  # cancelled by the caller before it ran
+                    task.fn = task.args = task.kwargs = None
+        ledger.in_hand = batch
+        return batch
+
+    def depth(self, key: Any) -> int:
+        """Batches a worker may hold: two for short tasks, so it never waits for the next."""
+        if self.options.task_timeout is not None:
+            return 1
+        expected = self.ledger.expected_seconds(key)
+        return 2 if expected is None or expected < PREFETCH_BELOW_SECONDS else 1
+
+    def worker_with_room(self, payload_bytes: int = 0, tasks: int = 1) -> Worker | None:
+        """The least busy live worker that may take another batch now, or None."""
+        ledger = self.ledger
+        key = ledger.pending[0].key if ledger.pending else (
+            ledger.in_hand[0].key if ledger.in_hand else None)
+        depth = 1 if payload_bytes > PREFETCH_MAX_BYTES else self.depth(key)
+        best = None
+        now = time.monotonic()
+        for worker in ledger.workers:
+            if (len(worker.batches) >= depth or worker.kill_reason or worker.retiring
+                    or worker.stop_sent or not self.has_quota(worker, tasks)):
+                continue
+            if worker.batches and self.busy_for(worker, now) > PREFETCH_BELOW_SECONDS:
+                continue  # its task is not a short one after all: no batch behind it
+            if best is None or len(worker.batches) < len(best.batches):
+                best = worker
+        return best
+
+    def busy_for(self, worker: Worker, now: float) -> float:
+        """Seconds the worker has been on its current task (0.0 if it has not started)."""
+        progress = self.board.read(worker.slot)
+        if progress.seq == worker.batches[0].seq and progress.index >= 0:
+            return now - progress.started
+        return 0.0
+
+    def has_quota(self, worker: Worker, tasks: int = 1) -> bool:
+        quota = self.options.max_tasks_per_child
+        return quota is None or worker.sent + tasks <= quota
+
+    def batch_limit(self, key: Any) -> int:
+        ledger = self.ledger
+        expected = ledger.expected_seconds(key)
+        if self.options.task_timeout is not None or expected is None:
+            limit = 1
+        else:
+            limit = max(1, min(MAX_BATCH, int(BATCH_SECONDS / max(expected, 1e-7))))
+        idle = sum(1 for w in ledger.workers if not w.batches and self.has_quota(w))
+        limit = min(limit, math.ceil(len(ledger.pending) / max(idle, 1)))
+        quota = self.options.max_tasks_per_child
+        if quota is not None:
+            limit = min(limit, max((quota - w.sent for w in ledger.workers), default=1))
+        return max(1, limit)
+
+    # --- sending ---
+
+    def send(self, tasks: list[Task]) -> None:
+        """Pickle the batch (outside the lock), give it to a worker, write it to its pipe."""
+        ledger = self.ledger
+        payload, unpicklable = pickle_batch(tasks)
+        with ledger.lock:
+            for task, _ in unpicklable:
+                ledger.settle(task, "failed")
+            sendable = [t for t in tasks if not t.settled]
+            worker = None
+            while sendable and worker is None:
+                if ledger.state in STOPPED:
+                    break
+                worker = self.worker_with_room(len(payload), len(sendable))
+                if worker is None:
+                    ledger.work_or_room.wait()
+                    sendable = [t for t in sendable if not t.settled]
+            if worker is not None and sendable:
+                worker.last_seq += 1
+                worker.batches.append(SentBatch(worker.last_seq, sendable))
+                worker.sent += len(sendable)
+            failed = [] if worker is not None else [
+                t for t in sendable if ledger.settle(t, "failed")]
+            error = ledger.error
+            ledger.in_hand = []
+        for task, problem in unpicklable:
+            finish(task, False, problem)
+        for task in failed:
+            finish(task, False, error or BrokenProcessPool("the pool stopped"))
+        if worker is not None and sendable:
+            if len(sendable) < len(tasks):
+                payload, _ = pickle_batch(sendable)
+            send_quietly(worker.conn, payload)
+            if self.options.task_timeout is not None:
+                self.wakeup.wake()  # a task to watch
+
+
+def pickle_batch(tasks: list[Task]) -> tuple[bytes, list[tuple[Task, BaseException]]]:
+    """The batch's pickle, and the tasks that would not pickle with the error each raised."""
+    try:
+        return _dumps(tasks), []
+    except BaseException:
+        pass
+    unpicklable = []
+    for task in tasks:
+        try:
+            _dumps([task])
+        except BaseException as error:
+            error.add_note("(raised while pickling the task to send it to a worker process)")
+            unpicklable.append((task, error))
+    bad = {id(task) for task, _ in unpicklable}
+    good = [task for task in tasks if id(task) not in bad]
+    return (_dumps(good) if good else b""), unpicklable
+
+
+def _dumps(tasks: list[Task]) -> bytes:
+    return pickle.dumps(Batch([(t.fn, t.args, t.kwargs) for t in tasks]),
+                        pickle.HIGHEST_PROTOCOL)
+
+
+def send_quietly(conn, data: bytes) -> None:
+    try:
+        conn.send_bytes(data)
+    except (OSError, ValueError):
+        pass  # the worker has died: the receiver sees it and deals with what it held
+
+
+# --- the receiver ---
+
+
+class Receiver(threading.Thread):
+    """Reads results, watches workers, replaces the dead, moves the pool's state."""
+
+    def __init__(self, pool_ref: weakref.ref, ledger: Ledger, options: PoolOptions,
+                 wakeup: Wakeup, board: ProgressBoard, sender: Sender,
+                 start_worker: Callable[[int], Worker], close_starter: Callable[[], None]
+                 ) -> None:
+        super().__init__(name="WorkerPool-receiver", daemon=True)
+        self.pool_ref, self.ledger, self.options, self.wakeup = pool_ref, ledger, options, wakeup
+        self.board, self.sender = board, sender
+        self.start_worker, self.close_starter = start_worker, close_starter
+        self.trace: deque[tuple] = deque()  # one entry per batch, oldest first
+        self.traced_tasks = 0
+
+    def run(self) -> None:
+        try:
+            self.receive_until_closed()
+        except BaseException as error:  # a bug here must not leave futures pending for ever
+            report_internal_error(self.ledger, "receiver", error, self.wakeup)
+            for worker in list(self.ledger.workers):
+                kill_quietly(worker)
+                worker.process.join(5)
+        finally:
+            self.close_starter()
+            with self.ledger.lock:
+                self.ledger.to_close.extend(w.conn for w in self.ledger.workers)
+                self.ledger.workers.clear()
+                self.sender.receiver_done = True
+                self.ledger.work_or_room.notify_all()
+            self.wakeup.close()
+
+    def receive_until_closed(self) -> None:
+        ledger = self.ledger
+        while True:
+            with ledger.lock:
+                self.next_state()
+                if ledger.state in STOPPED and not ledger.workers and not ledger.starting:
+                    return
+                by_conn = {w.conn: w for w in ledger.workers}
+                by_sentinel = {w.process.sentinel: w for w in ledger.workers
+                               if w.process.sentinel is not None}
+                to_kill = [w for w in ledger.workers if w.kill_reason and not w.stop_sent]
+                timeout = self.next_deadline()
+            for worker in to_kill:
+                kill_quietly(worker)
+            ready = multiprocessing.connection.wait(
+                [*by_conn, *by_sentinel, self.wakeup.reader], timeout)
+            gone: list[Worker] = []
+            for item in ready:
+                if item is self.wakeup.reader:
+                    self.wakeup.clear()
+                elif item in by_conn and not self.read_messages(by_conn[item]):
+                    gone.append(by_conn[item])
+                elif item in by_sentinel:
+                    gone.append(by_sentinel[item])
+            for worker in dict.fromkeys(gone):
+                self.worker_gone(worker)
+            self.kill_overdue()
+
+    # --- states ---
+
+    def next_state(self) -> None:
+        """Under the lock: DRAINING once dropped; STOPPING once drained; CLOSED once stopped."""
+        ledger = self.ledger
+        if ledger.state is State.RUNNING and self.pool_ref() is None:
+            ledger.move_to(State.DRAINING)  # the program dropped the pool
+        if ledger.state is State.DRAINING and ledger.idle() and not ledger.starting:
+            ledger.move_to(State.STOPPING)
+        if ledger.state is State.STOPPING:
+            for worker in ledger.workers:
+                if not worker.stop_sent:
+                    worker.stop_sent = True
+                    ledger.to_stop.append(worker)
+            if not ledger.workers:
+                ledger.move_to(State.CLOSED)
+
+    # --- results ---
+
+    def read_messages(self, worker: Worker) -> bool:
+        """Read every message waiting on ``worker``'s pipe; False once the pipe is closed."""
+        try:
+            while worker.conn.poll():
+                self.handle(worker, worker.conn.recv_bytes())
+        except (EOFError, OSError):
+            return False
+        return True
+
+    def handle(self, worker: Worker, data: bytes) -> None:
+        try:
+            message = pickle.loads(data)
+        except BaseException as error:  # e.g. an exception class the parent cannot import
+            self.results_unreadable(worker, error)
+            return
+        if isinstance(message, BatchResults):
+            self.settle_batch(worker, message)
+        elif isinstance(message, Unreadable):
+            self.batch_unreadable(worker, message)
+        elif isinstance(message, InitFailed):
+            error = WorkerInitError(f"the pool's initializer raised in a worker: "
+                                    f"{message.summary}")
+            stop_everything(self.ledger, State.BROKEN,
+                            with_remote_traceback(error, message.traceback), self.wakeup)
+        else:
+            raise TypeError(f"unexpected message from worker pid {worker.pid}: {message!r}")
+
+    def settle_batch(self, worker: Worker, message: BatchResults) -> None:
+        ledger = self.ledger
+        with ledger.lock:
+            batch = worker.batches.popleft()
+            if batch.seq != message.seq:
+                raise RuntimeError(f"worker pid {worker.pid} sent results for batch "
+                                   f"{message.seq}, expected {batch.seq}")
+            worker.retiring = worker.retiring or message.retiring
+            tasks = batch.tasks
+            errors = message.errors
+            outcomes = [ledger.settle(task, "failed" if i in errors else "completed")
+                        for i, task in enumerate(tasks)]
+            self.record_trace(worker.pid, tasks, message)
+            ledger.record_run(tasks[0].key, (message.finished[-1] - message.started[0])
+                              / len(tasks))
+        values = message.values
+        for index, task in enumerate(tasks):
+            if outcomes[index]:
+                if index in errors:
+                    finish(task, False, *errors[index])
+                else:
+                    finish(task, True, values[index])
+            values[index] = None  # the caller's future holds the result; we let go
+
+    def record_trace(self, pid: int, tasks: list[Task], message: BatchResults) -> None:
+        """Under the lock: keep the batch's times; drop the oldest past TRACE_TASKS."""
+        self.trace.append((pid, [t.task_id for t in tasks], [t.submitted for t in tasks],
+                           message.started, message.finished))
+        self.traced_tasks += len(tasks)
+        while self.traced_tasks > TRACE_TASKS and len(self.trace) > 1:
+            self.traced_tasks -= len(self.trace.popleft()[1])
+
+    def clear_trace(self) -> None:
+        self.trace.clear()
+        self.traced_tasks = 0
+
+    def batch_unreadable(self, worker: Worker, message: Unreadable) -> None:
+        """The worker could not unpickle the batch: split it to find the task at fault."""
+        ledger = self.ledger
+        with ledger.lock:
+            batch = worker.batches.popleft()
+            worker.sent -= len(batch.tasks)
+            if len(batch.tasks) > 1:
+                for task in batch.tasks:
+                    task.alone = True
+                ledger.requeue_front(batch.tasks)
+                return
+            task = batch.tasks[0]
+            if not ledger.settle(task, "failed"):
+                return
+        error = BrokenProcessPool(
+            f"the task could not be unpickled in the worker: {message.summary}")
+        error.add_note("A function defined in a notebook or in __main__ cannot be sent to "
+                       "spawn or forkserver workers: define it in a module and import it.")
+        finish(task, False, error, message.traceback)
+
+    def results_unreadable(self, worker: Worker, error: BaseException) -> None:
+        """A batch's results could not be unpickled here: fail (or re-run alone) its tasks."""
+        ledger = self.ledger
+        with ledger.lock:
+            batch = worker.batches.popleft()
+            if len(batch.tasks) > 1 and not any(t.retried for t in batch.tasks):
+                for task in batch.tasks:
+                    task.alone = task.retried = True
+                ledger.requeue_front(batch.tasks)
+                return
+            failed = [t for t in batch.tasks if ledger.settle(t, "failed")]
+        for task in failed:
+            problem = BrokenProcessPool(f"the task's result could not be unpickled in the "
+                                        f"parent: {type(error).__name__}: {error}")
+            problem.__cause__ = error
+            finish(task, False, problem)
+
+    # --- workers that end ---
+
+    def worker_gone(self, worker: Worker) -> None:
+        """A worker's pipe closed or its process ended: settle what it held, replace it."""
+        self.read_messages(worker)  # whatever it sent before it went
+        worker.process.join(5)
+        ledger = self.ledger
+        with ledger.lock:
+            if worker not in ledger.workers:
+                return
+            ledger.workers.remove(worker)
+            ledger.to_close.append(worker.conn)
+            held, worker.batches = list(worker.batches), deque()
+            failed: list[tuple[Task, BaseException]] = []
+            if ledger.state in (State.BROKEN, State.TERMINATED):
+                error = ledger.error
+                failed = [(t, error) for b in held for t in b.tasks if ledger.settle(t, "failed")]
+            else:
+                progress = self.board.read(worker.slot)
+                rerun = []
+                for position, batch in enumerate(held):
+                    if position == 0:
+                        culprits, again = split_batch(batch, progress, worker.kill_reason)
+                        rerun.extend(again)
+                        failed.extend((task, self.crash_error(worker)) for task in culprits)
+                    else:
+                        rerun.extend(batch.tasks)  # never started
+                failed = [(t, e) for t, e in failed
+                          if ledger.settle(t, "timed_out" if isinstance(e, TaskTimeout)
+                                           else "crashed")]
+                ledger.requeue_front(rerun)
+            replace = ledger.state is State.RUNNING or (
+                ledger.state is State.DRAINING and not ledger.idle())
+            if replace:
+                ledger.starting += 1
+                retired = worker.retiring or (not held and worker.process.exitcode == 0)
+                ledger.counts["workers_retired" if retired else "workers_replaced"] += 1
+            ledger.work_or_room.notify_all()
+        for task, error in failed:
+            finish(task, False, error)
+        if replace:
+            self.replace(worker.slot)
+
+    def crash_error(self, worker: Worker) -> BaseException:
+        if worker.kill_reason == "timeout":
+            return TaskTimeout(f"the task ran longer than task_timeout="
+                               f"{self.options.task_timeout} s; its worker (pid {worker.pid}) "
+                               "was killed and replaced")
+        return WorkerCrashed(worker.pid, worker.process.exitcode)
+
+    def replace(self, slot: int) -> None:
+        """Start a worker in ``slot`` (outside the lock: under spawn this takes a while)."""
+        ledger = self.ledger
+        try:
+            worker = self.start_worker(slot)
+        except BaseException as error:
+            with ledger.lock:
+                ledger.starting -= 1
+            broken = BrokenProcessPool(f"could not start a replacement worker: "
+                                       f"{type(error).__name__}: {error}")
+            broken.__cause__ = error
+            stop_everything(ledger, State.BROKEN, broken, self.wakeup)
+            return
+        with ledger.lock:
+            ledger.starting -= 1
+            ledger.workers.append(worker)
+            if ledger.state in STOPPED:
+                worker.kill_reason = "stopped"
+            ledger.work_or_room.notify_all()
+
+    # --- timeouts ---
+
+    def next_deadline(self) -> float | None:
+        """Under the lock: seconds until the next task_timeout deadline (None: none)."""
+        timeout = self.options.task_timeout
+        if timeout is None:
+            return None
+        now = time.monotonic()
+        wait = None
+        for worker in self.ledger.workers:
+            if not worker.batches or worker.kill_reason:
+                continue
+            progress = self.board.read(worker.slot)
+            if progress.seq == worker.batches[0].seq and progress.index >= 0:
+                left = max(0.0, progress.started + timeout - now)
+            else:
+                left = START_POLL_SECONDS  # sent but not started: look again soon
+            wait = left if wait is None else min(wait, left)
+        return wait
+
+    def kill_overdue(self) -> None:
+        timeout = self.options.task_timeout
+        if timeout is None:
+            return
+        now = time.monotonic()
+        overdue = []
+        with self.ledger.lock:
+            for worker in self.ledger.workers:
+                if not worker.batches or worker.kill_reason:
+                    continue
+                progress = self.board.read(worker.slot)
+                if (progress.seq == worker.batches[0].seq and progress.index >= 0
+                        and progress.started + timeout <= now):
+                    worker.kill_reason = "timeout"
+                    overdue.append(worker)
+        for worker in overdue:
+            kill_quietly(worker)
+
+
+def split_batch(batch: SentBatch, progress: Progress, kill_reason: str | None
+                ) -> tuple[list[Task], list[Task]]:
+    """A dead worker's current batch: (the tasks that fail, the tasks to run again).
+
+    From the worker's progress slot: tasks it never started go back to the queue;
+    the task it was running fails; tasks it finished but whose results died with it
+    run again, once, each alone (a task that loses its result twice fails).
+    """
+    tasks = batch.tasks
+    if progress.seq != batch.seq:
+        return [], list(tasks)  # it never started this batch
+    if progress.index in (READING, FINISHED):
+        if len(tasks) == 1:
+            return list(tasks), []  # it died reading or sending this one task
+        finished, running, after = (tasks if progress.index == FINISHED else []), None, (
+            [] if progress.index == FINISHED else tasks)
+        for task in after:
+            task.alone = True
+    else:
+        finished = tasks[:progress.index]
+        running = tasks[progress.index]
+        after = tasks[progress.index + 1:]
+    failed = [] if running is None else [running]
+    if kill_reason == "cancelled" and running is not None and not running.settled:
+        failed, finished = [], [*finished, running]  # killed to stop another task
+    again = []
+    for task in finished:
+        if task.retried:
+            failed.append(task)
+        else:
+            task.alone = task.retried = True
+            again.append(task)
+    return failed, [*again, *after]
+
+
+def report_internal_error(ledger: Ledger, thread: str, error: BaseException,
+                          wakeup: Wakeup) -> None:
+    """A bug in a helper thread: break the pool, so that no future stays pending for ever."""
+    broken = BrokenProcessPool(f"WorkerPool's {thread} thread failed: "
+                               f"{type(error).__name__}: {error}")
+    broken.__cause__ = error
+    stop_everything(ledger, State.BROKEN, broken, wakeup)
+
+
+class CancelHook:
+    """What ``TaskFuture.cancel()`` calls: take the task off the books, and when it is
+    running, have the receiver kill its worker (it is replaced; nothing else fails)."""
+
+    def __init__(self, ledger: Ledger, board: ProgressBoard, wakeup: Wakeup) -> None:
+        self.ledger, self.board, self.wakeup = ledger, board, wakeup
+
+    def __call__(self, future: Any, running: bool) -> bool:
+        ledger = self.ledger
+        with ledger.lock:
+            task = future.task
+            if task is None or not ledger.settle(task, "cancelled"):
+                return not running  # already finished (or already counted out)
+            if not running:  # still queued: the sender will skip it
+                future.set_running_or_notify_cancel()
+                task.fn = task.args = task.kwargs = None
+                return True
+            worker, position = ledger.worker_holding(task)
+            if worker is not None and position == 0 and worker.kill_reason is None:
+                progress = self.board.read(worker.slot)
+                batch = worker.batches[0]
+                started = progress.seq == batch.seq and progress.index >= 0
+                if len(batch.tasks) == 1 or (started and batch.tasks[progress.index] is task):
+                    worker.kill_reason = "cancelled"
+        future.mark_cancelled_while_running()
+        task.fn = task.args = task.kwargs = None
+        future.task = None
+        self.wakeup.wake()
+        return True

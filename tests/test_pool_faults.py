@@ -1,0 +1,447 @@
+"""WorkerPool under faults and races: one regression test per bug the pool issue found,
+the extensions beyond the standard library, and a stress test that mixes them all.
+
+Every test runs under fork, forkserver and spawn (where the platform has them). None
+asserts a time: where order matters, the test waits for an event with a generous
+deadline, or compares which of two things finished first.
+"""
+
+import asyncio
+import concurrent.futures
+import faulthandler
+import gc
+import itertools
+import multiprocessing
+import os
+import pickle
+import random
+import signal
+import sys
+import threading
+import time
+import warnings
+import weakref
+from concurrent.futures import CancelledError, wait
+from concurrent.futures.process import BrokenProcessPool
+
+import psutil
+import pytest
+
+from helpers.core import workloads
+from helpers.pool import PoolTerminated, TaskTimeout, WorkerCrashed, WorkerPool
+from helpers.pool.ledger import State
+from helpers.tasks import faults
+
+METHODS = [m for m in ("fork", "forkserver", "spawn")
+           if m in multiprocessing.get_all_start_methods()]
+RESULT_TIMEOUT = 60
+unix_only = pytest.mark.skipif(sys.platform == "win32", reason="uses Unix signals")
+
+
+@pytest.fixture(params=METHODS)
+def ctx(request):
+    return multiprocessing.get_context(request.param)
+
+
+def get(future):
+    return future.result(timeout=RESULT_TIMEOUT)
+
+
+def wait_until(condition, what: str, seconds: float = RESULT_TIMEOUT) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not after {seconds} s"
+        time.sleep(0.01)
+
+
+def started(pool: WorkerPool, count: int = 1) -> bool:
+    return sum(s.running_task is not None for s in pool.status()) >= count
+
+
+# --- regressions: the bugs the pool issue lists ---
+
+
+def test_a_done_callback_that_submits_never_deadlocks_a_full_pool(ctx):
+    """joblib's completion callback submits the next batch, on the pool's own thread."""
+    chained = []
+    left = itertools.count(59, -1)
+    with WorkerPool(2, mp_context=ctx, max_pending=2) as pool:
+        def submit_next(future):
+            n = next(left)
+            if n >= 0:
+                chained.append(pool.submit(abs, -n))
+                chained[-1].add_done_callback(submit_next)
+        first = [pool.submit(abs, -1), pool.submit(abs, -2)]
+        for future in first:
+            future.add_done_callback(submit_next)
+        wait_until(lambda: len(chained) == 60 and all(f.done() for f in chained),
+                   "the chain of callback submits stalled")
+
+
+def test_joblib_with_max_pending_finishes():
+    pytest.importorskip("joblib")
+    from joblib import Parallel, delayed, parallel_config
+
+    from helpers.pool import joblib_backend
+
+    joblib_backend.register()
+    with parallel_config(backend="worker-pool", n_jobs=2, max_pending=2):
+        assert Parallel()(delayed(abs)(-i) for i in range(200)) == list(range(200))
+
+
+def _pool_workers() -> set[int]:
+    return {p.pid for p in psutil.Process().children(recursive=True)
+            if p.status() != psutil.STATUS_ZOMBIE and "fork-server" not in p.name()}
+
+
+def test_a_dropped_pool_stops_its_workers(ctx):
+    """Re-running ``pool = WorkerPool(2)`` five times leaves two workers, not ten."""
+    before = _pool_workers()
+    pool = None
+    for _ in range(5):
+        pool = WorkerPool(2, mp_context=ctx)
+        get(pool.submit(abs, -1))
+    gc.collect()
+    wait_until(lambda: len(_pool_workers() - before) <= 3,  # 2 workers (+ a fork server)
+               "dropped pools kept their workers")
+    assert set(pool.worker_pids()) <= _pool_workers()
+    pool.shutdown()
+
+
+def test_a_dropped_pool_still_finishes_its_queued_work(ctx):
+    future = WorkerPool(1, mp_context=ctx).submit(faults.sleep_for, 0.2)
+    gc.collect()
+    assert get(future) == 0.2
+
+
+@unix_only
+def test_an_idle_worker_killed_unnoticed_fails_none_of_the_tasks_sent_to_it(ctx):
+    """The OOM killer's case: the batch sent to a dead worker never started, so it runs
+    elsewhere. SIGSTOP first, so that the batch is surely sent before the death."""
+    with WorkerPool(1, mp_context=ctx) as pool:
+        get(pool.submit(abs, -1))
+        [pid] = pool.worker_pids()
+        os.kill(pid, signal.SIGSTOP)
+        futures = [pool.submit(abs, -i) for i in range(25)]
+        wait_until(lambda: pool.status()[0].tasks_held > 0, "nothing was sent to the worker")
+        os.kill(pid, signal.SIGKILL)
+        assert [get(f) for f in futures] == list(range(25))
+
+
+def test_max_pending_bounds_the_items_map_holds_not_its_chunks(ctx):
+    pulled = itertools.count()
+    yielded = 0
+
+    def numbers():
+        for i in range(200_000):
+            next(pulled)
+            yield i
+
+    with WorkerPool(2, mp_context=ctx, max_pending=1000) as pool:
+        most_ahead = last = 0
+        for value in pool.map(workloads.noop, numbers(), chunksize="auto"):
+            yielded, last = yielded + 1, value
+            if yielded % 997 == 0:
+                most_ahead = max(most_ahead, next(pulled) - yielded)
+        assert last == 199_999
+    assert most_ahead <= 1000 + 1000, f"map held {most_ahead} items ahead of the consumer"
+
+
+def test_an_unpicklable_argument_raises_the_pickling_error_itself(ctx):
+    with WorkerPool(1, mp_context=ctx) as pool:
+        good = pool.submit(abs, -1)
+        bad = pool.submit(abs, lambda: None)
+        with pytest.raises((pickle.PicklingError, AttributeError)) as raised:
+            get(bad)
+        assert "to send it to a worker" in "".join(raised.value.__notes__)
+        assert get(good) == 1
+
+
+def test_system_exit_while_pickling_a_result_is_that_tasks_error(ctx):
+    with WorkerPool(1, mp_context=ctx) as pool:
+        future = pool.submit(faults.return_exit_at_pickle)
+        with pytest.raises(SystemExit):
+            get(future)
+        assert get(pool.submit(abs, -2)) == 2
+
+
+def test_results_are_not_kept_after_they_are_delivered(ctx):
+    with WorkerPool(1, mp_context=ctx) as pool:
+        get(pool.submit(faults.make_tracked))
+        assert not get(pool.submit(faults.previous_result_alive)), (
+            "the worker still references the previous task's result")
+        results = pool.map(faults.make_tracked, range(3), chunksize=3)  # they arrive together
+        first = next(results)
+        delivered = weakref.ref(first)
+        del first
+        gc.collect()
+        assert delivered() is None, "map still references a result it has yielded"
+        assert len(list(results)) == 2
+
+
+def test_a_failure_to_start_threads_at_shutdown_is_a_broken_pool(ctx, monkeypatch):
+    def refuse(self):
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    with pytest.raises(BrokenProcessPool, match="could not start") as raised:
+        WorkerPool(1, mp_context=ctx)
+    assert isinstance(raised.value.__cause__, RuntimeError)
+
+
+def test_task_timeout_counts_from_the_start_not_from_sending(ctx):
+    """Regression: a slow worker start-up (a spawn replacement importing) used to count
+    against the task's timeout."""
+    with WorkerPool(1, mp_context=ctx, initializer=faults.slow_initializer, initargs=(1.0,),
+                    task_timeout=0.6) as pool:
+        assert get(pool.submit(faults.sleep_for, 0.05)) == 0.05
+        crash = pool.submit(faults.exit_abruptly, 1)  # its replacement starts slowly too
+        follow_up = pool.submit(faults.sleep_for, 0.05)
+        with pytest.raises(WorkerCrashed):
+            get(crash)
+        assert get(follow_up) == 0.05
+
+
+@pytest.mark.skipif("fork" not in METHODS, reason="the platform has no fork")
+def test_under_fork_workers_come_from_the_single_threaded_fork_server():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with WorkerPool(2, mp_context=multiprocessing.get_context("fork")) as pool:
+            for _ in range(3):
+                with pytest.raises(WorkerCrashed):
+                    get(pool.submit(faults.exit_abruptly, 1))
+            pids = pool.worker_pids()
+            parents = {psutil.Process(pid).ppid() for pid in pids}
+            assert os.getpid() not in parents, "a worker was forked from the pool's process"
+            assert len(parents) == 1
+    forked_from_threads = [w for w in caught if "multi-threaded" in str(w.message)]
+    assert not forked_from_threads
+
+
+def test_each_map_has_its_own_estimate(ctx):
+    with WorkerPool(2, mp_context=ctx) as pool:
+        list(pool.map(workloads.noop, range(50_000), chunksize="auto"))
+        with pool._ledger.lock:
+            keys = list(pool._ledger.estimates)
+        assert all(callable(k) or isinstance(k, type) for k in keys), (
+            "a finished map left its estimate behind")
+
+
+def test_a_big_batch_waits_for_an_idle_worker_instead_of_blocking_the_sender(ctx):
+    big = b"x" * (8 * 2**20)
+    with WorkerPool(2, mp_context=ctx) as pool:
+        slow = pool.submit(faults.sleep_for, 3.0)
+        short = pool.submit(faults.sleep_for, 0.3)
+        wait_until(lambda: started(pool, 2), "the two tasks never started")
+        pool.submit(faults.sleep_then_return, 0, big)
+        tiny = pool.submit(abs, -1)
+        done, _ = wait([slow, tiny], timeout=RESULT_TIMEOUT,
+                       return_when=concurrent.futures.FIRST_COMPLETED)
+        assert tiny in done, "the tiny task waited behind a big batch queued to a busy worker"
+        get(short)
+
+
+def test_submit_async_does_not_use_the_default_executor(ctx):
+    async def main(pool):
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(1))
+        blocker = loop.run_in_executor(None, time.sleep, 3)  # the only default thread
+        results = await asyncio.wait_for(asyncio.gather(
+            *(pool.submit_async(abs, -i) for i in range(6))), timeout=RESULT_TIMEOUT)
+        assert not blocker.done(), "the test needs the default executor busy throughout"
+        await blocker
+        return results
+
+    with WorkerPool(1, mp_context=ctx, max_pending=1) as pool:
+        assert asyncio.run(main(pool)) == list(range(6))
+
+
+def test_map_timeout_cancels_the_chunk_it_timed_out_on(ctx):
+    with WorkerPool(1, mp_context=ctx) as pool:
+        results = pool.map(faults.sleep_for, [30])
+        with pytest.raises(concurrent.futures.TimeoutError):
+            next(pool.map(faults.sleep_for, [30], timeout=0.5))
+        results.close()
+        wait_until(lambda: pool.stats().cancelled >= 2, "the timed-out chunk kept running")
+        assert get(pool.submit(abs, -3)) == 3
+
+
+def test_a_cancelled_future_stops_counting_against_max_pending(ctx):
+    with WorkerPool(1, mp_context=ctx, max_pending=2) as pool:
+        running = pool.submit(faults.sleep_for, 30)
+        queued = pool.submit(abs, -1)
+        assert queued.cancel()
+        submitted = threading.Event()
+        threading.Thread(target=lambda: (pool.submit(abs, -2), submitted.set()),
+                         daemon=True).start()
+        assert submitted.wait(RESULT_TIMEOUT / 2), "submit still blocked after a cancel"
+        running.cancel()
+
+
+# --- beyond the standard library ---
+
+
+def test_cancel_stops_a_running_task_and_only_that_task(ctx):
+    with WorkerPool(2, mp_context=ctx) as pool:
+        doomed = pool.submit(faults.sleep_for, 30)
+        others = [pool.submit(faults.sleep_for, 0.2) for _ in range(3)]
+        wait_until(lambda: started(pool), "nothing started")
+        wait_until(lambda: any(s.running_task == 0 for s in pool.status()),
+                   "the long task never started")
+        pids = set(pool.worker_pids())
+        assert doomed.cancel()
+        assert doomed.cancelled()
+        with pytest.raises(CancelledError):
+            doomed.result()
+        assert [get(f) for f in others] == [0.2] * 3
+        wait_until(lambda: len(set(pool.worker_pids()) - pids) == 1,
+                   "the worker was not replaced")
+        assert pool.stats().workers_replaced == 1
+
+
+def test_cancel_of_a_finished_task_is_refused(ctx):
+    with WorkerPool(1, mp_context=ctx) as pool:
+        future = pool.submit(abs, -1)
+        get(future)
+        assert not future.cancel()
+        assert future.result() == 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="reads resident memory from /proc (elsewhere only the peak)")
+def test_max_memory_per_child_retires_a_worker_that_grew(ctx):
+    with WorkerPool(1, mp_context=ctx, max_memory_per_child=150 * 2**20) as pool:
+        first = get(pool.submit(faults.hold_memory, 1))
+        grown = get(pool.submit(faults.hold_memory, 200))
+        assert grown == first
+        wait_until(lambda: pool.worker_pids() and pool.worker_pids()[0] != first,
+                   "the grown worker was not retired")
+        assert get(pool.submit(faults.worker_pid)) != first
+        assert pool.stats().workers_retired == 1
+
+
+@pytest.mark.parametrize("stop", ["terminate_workers", "kill_workers"])
+def test_terminate_and_kill_workers(ctx, stop):
+    pool = WorkerPool(1, mp_context=ctx)
+    running = pool.submit(faults.sleep_for, 30)
+    queued = pool.submit(abs, -1)
+    wait_until(lambda: started(pool), "the task never started")
+    getattr(pool, stop)()
+    with pytest.raises(PoolTerminated):
+        get(running)
+    # Cancelled, or - if it was already sent behind the running task - failed with it.
+    assert queued.cancelled() or isinstance(queued.exception(), PoolTerminated)
+    with pytest.raises(BrokenProcessPool):
+        pool.submit(abs, -1)
+    pool.shutdown(wait=True)
+    assert pool.state is State.TERMINATED
+
+
+def test_map_buffersize_bounds_the_chunks_in_flight(ctx):
+    pulled = itertools.count()
+
+    def numbers():
+        for i in itertools.count():
+            next(pulled)
+            yield i
+
+    with WorkerPool(2, mp_context=ctx) as pool:
+        results = pool.map(abs, numbers(), buffersize=3)
+        assert [next(results) for _ in range(20)] == list(range(20))
+        assert next(pulled) <= 20 + 3 + 1
+        results.close()
+        with pytest.raises(ValueError, match="buffersize must be None or > 0"):
+            pool.map(abs, [1], buffersize=0)
+        with pytest.raises(TypeError, match="buffersize"):
+            pool.map(abs, [1], buffersize=1.5)
+
+
+def test_stats_count_what_happened(ctx):
+    with WorkerPool(1, mp_context=ctx, task_timeout=5) as pool:
+        futures = [pool.submit(abs, -1), pool.submit(faults.raise_error),
+                   pool.submit(faults.exit_abruptly, 1), pool.submit(abs, -2)]
+        wait(futures, timeout=RESULT_TIMEOUT)
+        stats = pool.stats()
+    assert (stats.completed, stats.failed, stats.crashed) == (2, 1, 1)
+    assert stats.workers_replaced == 1
+    assert stats.run_time.p50 >= 0 and set(stats.utilisation) <= {f"pid {p}" for p in
+                                                                   pool.worker_pids()} | set(
+        stats.utilisation)
+    assert "completed" in stats.as_markdown()
+
+
+# --- the stress test ---
+
+
+STRESS_TASKS = [
+    (abs, (-1,), 1), (faults.sleep_for, (0.02,), 0.02), (faults.exit_abruptly, (1,), WorkerCrashed),
+    (faults.raise_error, (), ValueError), (faults.sleep_for, (5,), TaskTimeout),
+    (workloads.noop, (7,), 7),
+]
+
+
+def _dump(pool: WorkerPool, futures) -> str:
+    """What a hung stress round looks like from outside: for the failure message."""
+    pending = [i for i, f in enumerate(futures) if not f.done()]
+    faulthandler.dump_traceback(all_threads=True)
+    return (f"{pool!r}; state {pool.state}; workers {pool.status()}; "
+            f"{len(pending)} futures pending, e.g. {pending[:10]}")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_stress_every_task_ends_resolved(ctx, seed):
+    """Crashes, timeouts, recycling, cancellations, max_pending callbacks and a shutdown
+    from another thread, all at once. Every future must end, with the outcome its task
+    allows; on a hang, the test dumps the pool's state instead of hanging."""
+    rng = random.Random(seed)
+    pool = WorkerPool(2, mp_context=ctx, max_pending=8, task_timeout=2.0,
+                      max_tasks_per_child=5)
+    futures, expected = [], []
+    lock = threading.Lock()
+
+    def chain(future):
+        if rng.random() < 0.3:
+            try:
+                with lock:
+                    futures.append(pool.submit(abs, -5))
+                    expected.append(5)
+            except (RuntimeError, BrokenProcessPool):
+                pass  # the pool is shutting down: refusing is the right answer
+
+    try:
+        for _ in range(40):
+            fn, args, outcome = rng.choice(STRESS_TASKS)
+            future = pool.submit(fn, *args)
+            future.add_done_callback(chain)
+            with lock:
+                futures.append(future)
+                expected.append(outcome)
+            if rng.random() < 0.15:
+                future.cancel()
+        if seed % 2:
+            pool.map(abs, range(-50, 0), chunksize=4)
+        stopper = threading.Thread(target=pool.shutdown,
+                                   kwargs={"wait": True, "cancel_futures": seed % 2 == 0})
+        stopper.start()
+        with lock:
+            snapshot = list(futures)
+        done, not_done = wait(snapshot, timeout=RESULT_TIMEOUT * 2)
+        assert not not_done, _dump(pool, snapshot)
+        stopper.join(RESULT_TIMEOUT)
+        assert not stopper.is_alive(), _dump(pool, snapshot)
+        with lock:
+            pairs = list(zip(futures, expected, strict=True))
+        wait([f for f, _ in pairs], timeout=RESULT_TIMEOUT)
+        for future, outcome in pairs:
+            assert future.done(), _dump(pool, [future])
+            if future.cancelled():
+                continue
+            error = future.exception()
+            if isinstance(outcome, type):
+                assert isinstance(error, (outcome, CancelledError, BrokenProcessPool)), error
+            else:
+                assert error is None and future.result() == outcome or isinstance(
+                    error, BrokenProcessPool), error
+        assert pool.state is State.CLOSED
+    finally:
+        pool.terminate()
