@@ -1,7 +1,11 @@
 """joblib.Parallel on WorkerPool, through joblib itself."""
 
 import os
+import pickle
+import threading
+import warnings
 
+import numpy as np
 import pytest
 from conftest import still_alive
 from joblib import Parallel, delayed, parallel_config
@@ -72,3 +76,40 @@ def test_one_job_falls_back_to_sequential():
 def test_unknown_option_is_refused():
     with pytest.raises(TypeError, match="unknown WorkerPool option"):
         joblib_backend.WorkerPoolBackend(max_workers=3)
+
+
+def test_functions_defined_here_travel_with_cloudpickle():
+    with parallel_config(backend="worker-pool", n_jobs=2):
+        assert Parallel()(delayed(lambda x: x + 1)(i) for i in range(4)) == [1, 2, 3, 4]
+
+
+def test_large_arrays_reach_the_workers_memory_mapped():
+    with parallel_config(backend="worker-pool", n_jobs=2, max_nbytes=1):
+        kinds = Parallel()(delayed(type)(np.ones(10)) for _ in range(2))
+    assert kinds == [np.memmap, np.memmap]
+
+
+def test_an_unpicklable_task_fails_its_call():
+    with parallel_config(backend="worker-pool", n_jobs=2), pytest.raises(pickle.PicklingError):
+        Parallel(batch_size=1)(delayed(id)(threading.Lock()) for _ in range(8))
+
+
+def nested_parallel() -> tuple[list[int], list[str]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = Parallel(n_jobs=2, backend=joblib_backend.WorkerPoolBackend())(
+            delayed(abs)(-i) for i in range(3))
+    return results, [str(w.message) for w in caught]
+
+
+def test_parallel_inside_a_worker_runs_sequentially():
+    with parallel_config(backend="worker-pool", n_jobs=2):
+        [(results, messages)] = Parallel()(delayed(nested_parallel)() for _ in range(1))
+    assert results == [0, 1, 2]
+    assert any("cannot be nested" in message for message in messages)
+
+
+@pytest.mark.parametrize("max_pending", [1, 2])
+def test_max_pending_bounds_the_pool_without_blocking_joblib(max_pending):
+    with parallel_config(backend="worker-pool", n_jobs=2, max_pending=max_pending):
+        assert Parallel(batch_size=1)(delayed(abs)(-i) for i in range(50)) == list(range(50))

@@ -18,7 +18,8 @@ LAYERS = ("core", "tasks", "pool", "servers", "experiments", "bench", "view", "t
 WORKER_SIDE = ("core", "tasks", "pool", "servers")
 #: ...except these, which run in the parent only and say why.
 PARENT_ONLY = {
-    "helpers.pool.joblib_backend": "the bridge to joblib: joblib calls it in the parent",
+    "helpers.pool.joblib_backend": "the bridge to joblib: it needs joblib (and cloudpickle) "
+                                   "on both sides, as joblib's own backends do",
 }
 
 
