@@ -100,7 +100,8 @@ else ifneq ($(WHEELHOUSE),)
 else
 	@echo "Second Python: $(OTHER_PYTHON) ($$($(OTHER_PYTHON) --version))"
 	@$(MAKE) --no-print-directory $(OTHER_STAMP)
-	COURSE_QUICK=1 $(OTHER_VENV)/bin/python -m pytest $(NBVAL) notebooks tests/test_pool.py tests/test_build_a_pool.py
+	COURSE_QUICK=1 $(OTHER_VENV)/bin/python -m pytest $(NBVAL) notebooks tests/test_pool.py tests/test_build_a_pool.py \
+		tests/test_pool_cpython.py
 endif
 
 $(OTHER_STAMP): pyproject.toml constraints.txt

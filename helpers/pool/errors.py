@@ -14,7 +14,7 @@ Standard library only.
 from __future__ import annotations
 
 import signal
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures.process import BrokenProcessPool, _RemoteTraceback
 
 
 class WorkerCrashed(BrokenProcessPool):
@@ -44,15 +44,10 @@ class TaskTimeout(TimeoutError):
     """The task ran past ``task_timeout``; its worker was killed and replaced."""
 
 
-class RemoteTraceback(Exception):
-    """The traceback of an exception raised in a worker (set as ``__cause__``)."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.text = text
-
-    def __str__(self) -> str:
-        return self.text
+#: The traceback of an exception raised in a worker, set as its ``__cause__``: the very
+#: class ``ProcessPoolExecutor`` uses (text in ``.tb``), so code that inspects one works
+#: with the other.
+RemoteTraceback = _RemoteTraceback
 
 
 def describe_exit(exitcode: int | None) -> str:

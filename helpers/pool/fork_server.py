@@ -10,10 +10,10 @@ before its own threads start, and every worker, first or replacement, is forked
 from that process, which never starts a thread::
 
     the pool (many threads) ──fork, once──► fork server (one thread)
-         │  "start slot 3"   ─────────────────►  │ os.fork()
+         │  "start slot 3"   ─────────────────►  │ fork (a Process of its own)
          │  ◄──────── pid, and the parent end ◄── │──────────► worker
          │       of the worker's pipe (SCM_RIGHTS)              (own pipe to the pool)
-         │  "wait for pid"   ─────────────────►  │ os.waitpid()
+         │  "wait for pid"   ─────────────────►  │ process.join()
          │  ◄──────────────────────── exit code ◄─┘
 
 Every worker is a copy of the pool's process as it was when the pool was created,
@@ -32,15 +32,11 @@ import os
 import pickle
 import signal
 import threading
-import time
 from multiprocessing import reduction
 from typing import Any
 
 from helpers.pool import worker_process
 from helpers.pool.messages import ProgressBoard
-
-#: Seconds between polls while waiting for a worker's exit status.
-POLL_SECONDS = 0.005
 
 
 class ForkServer:
@@ -121,8 +117,12 @@ class ForkedWorker:
 def serve(conn, board: ProgressBoard, worker_args: tuple[Any, ...]) -> None:
     """The fork server's loop: one thread, requests from the pool, until stop or orphaned."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the kernel
+    # The pool sees this process as daemonic (it never outlives the pool); to start
+    # workers of its own, it must not be one in its own eyes.
+    multiprocessing.current_process().daemon = False
+    fork = multiprocessing.get_context("fork")
     parent = multiprocessing.parent_process()
-    children: dict[int, int | None] = {}  # pid -> exit code once reaped
+    workers: dict[int, multiprocessing.Process] = {}
     watch = [conn] if parent is None else [conn, parent.sentinel]
     while True:
         ready = multiprocessing.connection.wait(watch)
@@ -133,57 +133,33 @@ def serve(conn, board: ProgressBoard, worker_args: tuple[Any, ...]) -> None:
         except (EOFError, OSError):
             break
         if request[0] == "start":
-            pid, parent_end = _fork_worker(conn, board, request[1], worker_args)
-            children[pid] = None
-            conn.send_bytes(pickle.dumps(pid))
+            process, parent_end = _start_worker(fork, board, request[1], worker_args)
+            workers[process.pid] = process
+            conn.send_bytes(pickle.dumps(process.pid))
             reduction.send_handle(conn, parent_end.fileno(), 0)
             parent_end.close()
         elif request[0] == "wait":
             _, pid, timeout = request
-            conn.send_bytes(pickle.dumps(_wait(children, pid, timeout)))
+            process = workers[pid]
+            process.join(timeout)
+            if process.exitcode is not None:
+                del workers[pid]
+            conn.send_bytes(pickle.dumps(process.exitcode))
         else:
             break
-    for pid, code in children.items():  # whatever is still running goes with us
-        if code is None:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    for pid, code in children.items():
-        if code is None:
-            _wait(children, pid, 5.0)
+    for process in workers.values():  # whatever is still running goes with us
+        process.kill()
+    for process in workers.values():
+        process.join(5)
 
 
-def _fork_worker(conn, board: ProgressBoard, slot: int, worker_args: tuple[Any, ...]):
-    parent_end, child_end = multiprocessing.Pipe(duplex=True)
+def _start_worker(fork, board: ProgressBoard, slot: int, worker_args: tuple[Any, ...]):
+    """Fork one worker (a multiprocessing child of this server) with a pipe of its own."""
+    parent_end, child_end = fork.Pipe(duplex=True)
     board.reset(slot)
-    pid = os.fork()
-    if pid == 0:  # the worker
-        code = 0
-        try:
-            conn.close()
-            parent_end.close()
-            worker_process.worker_main(child_end, board, slot, *worker_args)
-        except BaseException:
-            code = 1
-        finally:
-            os._exit(code)
+    process = fork.Process(target=worker_process.worker_main,
+                           args=(child_end, board, slot, *worker_args),
+                           name="WorkerPool-worker", daemon=True)
+    process.start()
     child_end.close()
-    return pid, parent_end
-
-
-def _wait(children: dict[int, int | None], pid: int, timeout: float) -> int | None:
-    if children.get(pid) is not None:
-        return children[pid]
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            done, status = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            return children.get(pid)
-        if done:
-            children[pid] = os.waitstatus_to_exitcode(status)
-            return children[pid]
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(POLL_SECONDS)
+    return process, parent_end

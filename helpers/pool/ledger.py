@@ -119,6 +119,7 @@ class Ledger:
         self.to_close: list[Any] = []  # connections the sender closes (it alone writes)
         self.estimates: dict[Any, float] = {}  # key -> moving average seconds per task
         self.room_waiters: list[Callable[[], None]] = []  # submit_async calls waiting
+        self.wake_receiver: Callable[[], None] = lambda: None  # set by the pool
         self.counts = {"completed": 0, "failed": 0, "crashed": 0, "timed_out": 0,
                        "cancelled": 0, "workers_replaced": 0, "workers_retired": 0}
 
@@ -138,9 +139,13 @@ class Ledger:
         return self.state is State.RUNNING
 
     def idle(self) -> bool:
-        """Nothing queued, nothing being sent, no worker holding work."""
-        return (not self.pending and not self.in_hand
-                and all(not w.batches for w in self.workers))
+        """Nothing queued, nothing being sent, no worker holding work.
+
+        A task cancelled while queued stays in ``pending`` until the sender skips it; it
+        does not count (``all`` stops at the first live task, so this is cheap).
+        """
+        return (not self.in_hand and all(not w.batches for w in self.workers)
+                and all(task.settled for task in self.pending))
 
     # --- submitting ---
 
@@ -163,6 +168,8 @@ class Ledger:
             self.space.notify(task.weight)
             self._wake_room_waiters()
         self.work_or_room.notify()  # the sender may be waiting to quit
+        if self.state is not State.RUNNING:
+            self.wake_receiver()  # this may have been the last task it waits for
         return True
 
     def add_room_waiter(self, wake: Callable[[], None]) -> None:

@@ -181,6 +181,7 @@ class WorkerPool(Executor):
         self._ledger = ledger = Ledger(max_workers, max_pending)
         self._board = ProgressBoard(max_workers)
         self._wakeup = Wakeup()
+        ledger.wake_receiver = self._wakeup.wake
         self._cancel_hook = CancelHook(ledger, self._board, self._wakeup)
         worker_args = (initializer, tuple(initargs), max_tasks_per_child, max_memory_per_child)
         self._starter = _WorkerStarter(self._context, self._board, worker_args)
@@ -336,6 +337,14 @@ class WorkerPool(Executor):
         """The pids of the current workers."""
         with self._ledger.lock:
             return [w.pid for w in self._ledger.workers]
+
+    @property
+    def _broken(self) -> str | bool:
+        """As the standard executors' ``_broken``: why the pool broke, or False."""
+        ledger = self._ledger
+        if ledger.state in (State.BROKEN, State.TERMINATED):
+            return str(ledger.error)
+        return False
 
     @property
     def state(self) -> State:

@@ -49,6 +49,10 @@ def worker_main(conn, board: ProgressBoard, slot: int, initializer, initargs,
         try:
             initializer(*initargs)
         except BaseException as error:
+            import logging  # as ProcessPoolExecutor's workers do: say so where it happened
+
+            logging.getLogger("concurrent.futures").critical("Exception in initializer:",
+                                                             exc_info=True)
             conn.send_bytes(pickle.dumps(InitFailed(f"{type(error).__name__}: {error}",
                                                     format_exception(error))))
             return
