@@ -283,20 +283,18 @@ class WorkerPool(Executor):
 
     def terminate(self) -> None:
         """Stop now: cancel pending tasks, kill the workers, fail the running tasks."""
-        self._stop_now(PoolTerminated("the pool was terminated"), lambda w: w.process.kill())
+        self._stop_now(PoolTerminated("the pool was terminated"), "kill")
         if not self._on_pool_thread():
             self._receiver.join()
             self._sender.join()
 
     def terminate_workers(self) -> None:
         """Python 3.14's ``terminate_workers()``: SIGTERM every worker, cancel the queue."""
-        self._stop_now(PoolTerminated("the pool's workers were terminated"),
-                       lambda w: w.process.terminate())
+        self._stop_now(PoolTerminated("the pool's workers were terminated"), "terminate")
 
     def kill_workers(self) -> None:
         """Python 3.14's ``kill_workers()``: SIGKILL every worker, cancel the queue."""
-        self._stop_now(PoolTerminated("the pool's workers were killed"),
-                       lambda w: w.process.kill())
+        self._stop_now(PoolTerminated("the pool's workers were killed"), "kill")
 
     def trace(self, clear: bool = False) -> list[TaskRecord]:
         """Per-task records (task id, worker, submitted, started, finished), oldest first."""
@@ -389,8 +387,16 @@ class WorkerPool(Executor):
         ledger.add(future.task)
         return future
 
-    def _stop_now(self, error: BaseException, signal_worker: Callable[[Worker], None]) -> None:
-        stop_everything(self._ledger, State.TERMINATED, error, self._wakeup, signal_worker)
+    def _stop_now(self, error: BaseException, how: str) -> None:
+        """TERMINATED: cancel the queue, fail the running tasks, ``how`` the workers."""
+
+        def stop(worker: Worker) -> None:
+            try:
+                getattr(worker.process, how)()  # Process.kill() or Process.terminate()
+            except (OSError, ValueError):
+                pass  # already gone
+
+        stop_everything(self._ledger, State.TERMINATED, error, self._wakeup, stop)
 
     def _abandon(self, error: BaseException) -> None:
         """The constructor failed half-way: stop whatever it had started."""
