@@ -289,6 +289,30 @@ def test_a_cancelled_future_stops_counting_against_max_pending(ctx):
         running.cancel()
 
 
+def test_a_map_read_after_its_with_block_gives_every_result(ctx):
+    """ProcessPoolExecutor.map submits everything at once, so this pattern works there."""
+    with WorkerPool(2, mp_context=ctx) as pool:
+        results = pool.map(abs, range(-100, 0))
+    assert list(results) == list(range(100, 0, -1))
+
+
+def test_a_cancelled_prefetched_batch_still_frees_its_worker(ctx):
+    """Regression: a batch whose every task was cancelled came back without waking the
+    sender, and the next task waited for ever on an idle worker."""
+    with WorkerPool(1, mp_context=ctx) as pool:
+        for _ in range(3):  # short-task estimates: a second batch is prefetched
+            get(pool.submit(faults.sleep_for, 0.001))
+            get(pool.submit(abs, -1))
+        first = pool.submit(faults.sleep_for, 0.5)
+        behind = pool.submit(abs, -2)
+        deadline = time.monotonic() + 1  # usually prefetched at once; if not, still valid
+        while pool.status()[0].tasks_held < 2 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert behind.cancel()
+        follow_up = pool.submit(faults.sleep_for, 0.001)
+        assert get(first) == 0.5 and get(follow_up) == 0.001
+
+
 # --- beyond the standard library ---
 
 

@@ -55,7 +55,7 @@ class ForkServer:
         """Fork a worker for ``slot``; return its handle and the parent's end of its pipe."""
         with self._lock:
             self._conn.send_bytes(pickle.dumps(("start", slot)))
-            pid = pickle.loads(self._conn.recv_bytes())
+            pid = _reply(self._conn)
             fd = reduction.recv_handle(self._conn)
         return ForkedWorker(pid, self), multiprocessing.connection.Connection(fd)
 
@@ -63,7 +63,7 @@ class ForkServer:
         """The worker's exit code once it has exited (None if still running at ``timeout``)."""
         with self._lock:
             self._conn.send_bytes(pickle.dumps(("wait", pid, timeout)))
-            return pickle.loads(self._conn.recv_bytes())
+            return _reply(self._conn)
 
     def close(self) -> None:
         """Stop the server (it kills and reaps any worker still running) and reap it."""
@@ -77,6 +77,20 @@ class ForkServer:
         if self.process.exitcode is None:
             self.process.kill()
             self.process.join()
+
+
+class ServerError:
+    """The fork server's reply when a request failed; the pool raises it as OSError."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _reply(conn) -> Any:
+    reply = pickle.loads(conn.recv_bytes())
+    if isinstance(reply, ServerError):
+        raise OSError(f"the pool's fork server could not do it: {reply.text}")
+    return reply
 
 
 class ForkedWorker:
@@ -132,21 +146,24 @@ def serve(conn, board: ProgressBoard, worker_args: tuple[Any, ...]) -> None:
             request = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):
             break
-        if request[0] == "start":
-            process, parent_end = _start_worker(fork, board, request[1], worker_args)
-            workers[process.pid] = process
-            conn.send_bytes(pickle.dumps(process.pid))
-            reduction.send_handle(conn, parent_end.fileno(), 0)
-            parent_end.close()
-        elif request[0] == "wait":
-            _, pid, timeout = request
-            process = workers[pid]
-            process.join(timeout)
-            if process.exitcode is not None:
-                del workers[pid]
-            conn.send_bytes(pickle.dumps(process.exitcode))
-        else:
+        if request[0] == "stop":
             break
+        try:
+            if request[0] == "start":
+                process, parent_end = _start_worker(fork, board, request[1], worker_args)
+                workers[process.pid] = process
+                conn.send_bytes(pickle.dumps(process.pid))
+                reduction.send_handle(conn, parent_end.fileno(), 0)
+                parent_end.close()
+            else:  # "wait"
+                _, pid, timeout = request
+                process = workers[pid]
+                process.join(timeout)
+                if process.exitcode is not None:
+                    del workers[pid]
+                conn.send_bytes(pickle.dumps(process.exitcode))
+        except Exception as error:  # e.g. fork() failed (EAGAIN, ENOMEM): say so, go on
+            conn.send_bytes(pickle.dumps(ServerError(f"{type(error).__name__}: {error}")))
     for process in workers.values():  # whatever is still running goes with us
         process.kill()
     for process in workers.values():

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future
-from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, RUNNING
+from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING
 from typing import Any
 
 
@@ -28,13 +28,24 @@ class TaskFuture(Future):
         self.task: Any = None  # the pool's record of this task (dropped once settled)
 
     def cancel(self) -> bool:
-        """Cancel the task, running or not. False only if it has already finished."""
-        if super().cancel():
-            self._on_cancel(self, False)  # pending: the pool stops counting it
-            return True
+        """Cancel the task, running or not. False only if it has already finished.
+
+        A pending task leaves the pool's books *before* its done-callbacks run, so a
+        callback that submits more work finds the room this cancel made.
+        """
         with self._condition:
-            if self._state != RUNNING:
-                return self._state in (CANCELLED, CANCELLED_AND_NOTIFIED)
+            state = self._state
+            if state == PENDING:
+                self._state = CANCELLED
+                self._condition.notify_all()
+        if state == PENDING:
+            self._on_cancel(self, False)  # the pool stops counting it
+            self._invoke_callbacks()
+            return True
+        if state in (CANCELLED, CANCELLED_AND_NOTIFIED):
+            return True
+        if state == FINISHED:
+            return False
         return self._on_cancel(self, True)
 
     def mark_cancelled_while_running(self) -> bool:

@@ -178,6 +178,7 @@ class WorkerPool(Executor):
         self._context = mp_context or config.mp_context()
         self._max_pending = max_pending
         self._ids = itertools.count()
+        self._maps: weakref.WeakSet[_MapResults] = weakref.WeakSet()  # maps still being read
         self._ledger = ledger = Ledger(max_workers, max_pending)
         self._board = ProgressBoard(max_workers)
         self._wakeup = Wakeup()
@@ -262,11 +263,20 @@ class WorkerPool(Executor):
         results = _MapResults(self, fn, zip(*iterables, strict=False), chunksize, buffersize,
                               deadline)
         results.fill()
+        self._maps.add(results)
         return results
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Stop accepting tasks; finish (or with ``cancel_futures``, cancel) the pending ones."""
+        """Stop accepting tasks; finish (or with ``cancel_futures``, cancel) the pending ones.
+
+        A ``map`` still being read submits the rest of its input first (what
+        ``ProcessPoolExecutor.map`` did at once), so reading it after a ``with`` block
+        works as it does with the standard pools.
+        """
         ledger = self._ledger
+        if not self._on_pool_thread():
+            for results in list(self._maps):
+                results.submit_the_rest()
         with ledger.lock:
             ledger.move_to(State.DRAINING)
             cancelled = []
@@ -513,6 +523,14 @@ class _MapResults:
     def __del__(self) -> None:
         if self.in_flight:
             self.close()
+
+    def submit_the_rest(self) -> None:
+        """The pool is shutting down: submit all the remaining input now."""
+        with self.pool._ledger.lock:
+            if not self.pool._ledger.accepting():
+                return
+        self.max_chunks, self.max_items = sys.maxsize, None
+        self.fill()
 
     def chunk_limit(self) -> int:
         if self.max_items is None:

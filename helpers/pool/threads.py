@@ -306,8 +306,8 @@ class Sender(threading.Thread):
         ledger = self.ledger
         payload, unpicklable = pickle_batch(tasks)
         with ledger.lock:
-            for task, _ in unpicklable:
-                ledger.settle(task, "failed")
+            # Only those still on the books: one may have been cancelled while we pickled.
+            unpicklable = [(t, e) for t, e in unpicklable if ledger.settle(t, "failed")]
             sendable = [t for t in tasks if not t.settled]
             worker = None
             while sendable and worker is None:
@@ -390,8 +390,11 @@ class Receiver(threading.Thread):
         except BaseException as error:  # a bug here must not leave futures pending for ever
             report_internal_error(self.ledger, "receiver", error, self.wakeup)
             for worker in list(self.ledger.workers):
-                kill_quietly(worker)
-                worker.process.join(5)
+                try:
+                    kill_quietly(worker)
+                    worker.process.join(5)
+                except BaseException:  # e.g. the fork server is gone: nothing left to ask
+                    pass
         finally:
             self.close_starter()
             with self.ledger.lock:
@@ -479,6 +482,7 @@ class Receiver(threading.Thread):
         ledger = self.ledger
         with ledger.lock:
             batch = worker.batches.popleft()
+            ledger.work_or_room.notify()  # the worker has room (even if every task was cancelled)
             if batch.seq != message.seq:
                 raise RuntimeError(f"worker pid {worker.pid} sent results for batch "
                                    f"{message.seq}, expected {batch.seq}")
@@ -516,6 +520,7 @@ class Receiver(threading.Thread):
         ledger = self.ledger
         with ledger.lock:
             batch = worker.batches.popleft()
+            ledger.work_or_room.notify()
             worker.sent -= len(batch.tasks)
             if len(batch.tasks) > 1:
                 for task in batch.tasks:
@@ -536,6 +541,7 @@ class Receiver(threading.Thread):
         ledger = self.ledger
         with ledger.lock:
             batch = worker.batches.popleft()
+            ledger.work_or_room.notify()
             if len(batch.tasks) > 1 and not any(t.retried for t in batch.tasks):
                 for task in batch.tasks:
                     task.alone = task.retried = True
