@@ -15,8 +15,8 @@ folders are layers, and data flows one way through them::
                 cpu_sampler, paths, validate (parameter checks)
 ``tasks``       every other function a worker process runs: faults, pitfalls, arrays,
                 production (notebook 08), transfer (notebook 07), thread_sweep
-``pool``        the product: ``WorkerPool`` (parent, worker_process), its joblib backend,
-                notebook 05's ``build_a_pool`` steps
+``pool``        the product: ``WorkerPool`` (parent, ledger, threads, worker_process and
+                more), its joblib backend, notebook 05's ``build_a_pool`` steps
 ``servers``     prefork (the cluster pattern), asyncio_server, demo_app, gunicorn_run,
                 loadgen, job_runner, dask_cluster
 ``experiments`` one module per topic, each returning plain typed records
