@@ -144,8 +144,8 @@ class WorkerPool(Executor):
     unfinished tasks: ``submit`` blocks beyond it, and ``map`` keeps at most this
     many items in flight), ``task_timeout`` (seconds a task may run, from its start,
     before its worker is killed and the task fails with :class:`TaskTimeout`) and
-    ``max_memory_per_child`` (bytes: a worker whose resident memory is past this after
-    a batch is retired and replaced).
+    ``max_memory_per_child`` (bytes: a worker whose resident memory has grown by more
+    than this since it started is retired after its batch, and replaced).
     """
 
     def __init__(

@@ -3,7 +3,7 @@
 One worker is one loop over its own pipe::
 
     set up (ignore SIGINT, exit when the parent dies, run the initializer)
-    repeat until Stop, max_tasks_per_child tasks, or max_memory_per_child bytes:
+    repeat until Stop, max_tasks_per_child tasks, or max_memory_per_child bytes of growth:
         receive a Batch (one pickle for the whole batch); note "reading" on the board
         run each task, noting on the board which one is running and since when
         send back BatchResults: results, errors with their tracebacks, times
@@ -56,6 +56,9 @@ def worker_main(conn, board: ProgressBoard, slot: int, initializer, initargs,
             conn.send_bytes(pickle.dumps(InitFailed(f"{type(error).__name__}: {error}",
                                                     format_exception(error))))
             return
+    # max_memory_per_child bounds *growth*: a worker forked from a big parent starts with
+    # the parent's pages resident, which are not this worker's to answer for.
+    baseline = resident_bytes() if max_memory is not None else 0
     done = seq = 0
     while max_tasks is None or done < max_tasks:
         try:
@@ -63,7 +66,8 @@ def worker_main(conn, board: ProgressBoard, slot: int, initializer, initargs,
         except (EOFError, OSError):
             return  # the parent has gone
         seq += 1
-        outcome = run_batch(data, seq, board, slot, max_memory)
+        outcome = run_batch(data, seq, board, slot,
+                            None if max_memory is None else baseline + max_memory)
         del data
         if outcome is None:
             return  # Stop
