@@ -128,3 +128,20 @@ def orphans_after_killing_parent(script: str, method: str, tmp_path) -> set[int]
     finally:
         parent.kill()
         parent.wait()
+
+
+#: How long a pool test waits for a result or an event before it fails, saying what.
+RESULT_TIMEOUT = 60
+
+
+def get(future):
+    """A future's result, failing the test instead of hanging."""
+    return future.result(timeout=RESULT_TIMEOUT)
+
+
+def wait_until(condition, what: str, seconds: float = RESULT_TIMEOUT) -> None:
+    """Poll ``condition`` until it holds; fail the test, saying ``what``, after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not after {seconds} s"
+        time.sleep(0.01)

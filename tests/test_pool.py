@@ -24,7 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 import psutil
 import pytest
-from conftest import orphans_after_killing_parent, still_alive
+from conftest import RESULT_TIMEOUT, get, orphans_after_killing_parent, still_alive, wait_until
 
 from helpers.core import workloads
 from helpers.pool import PoolTerminated, TaskTimeout, WorkerCrashed, WorkerInitError, WorkerPool
@@ -32,7 +32,6 @@ from helpers.pool.parent import RemoteTraceback
 from helpers.tasks import faults
 
 METHODS = [m for m in ("fork", "spawn") if m in multiprocessing.get_all_start_methods()]
-RESULT_TIMEOUT = 60
 
 
 @pytest.fixture(params=METHODS)
@@ -44,18 +43,6 @@ def ctx(request):
 def pool(ctx):
     with WorkerPool(2, mp_context=ctx) as pool:
         yield pool
-
-
-def get(future):
-    return future.result(timeout=RESULT_TIMEOUT)
-
-
-def wait_until(condition, what: str, seconds: float = RESULT_TIMEOUT) -> None:
-    """Poll ``condition`` until it holds; fail the test, saying ``what``, after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not after {seconds} s"
-        time.sleep(0.01)
 
 
 # --- the Executor contract ---

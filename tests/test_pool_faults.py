@@ -26,6 +26,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 import psutil
 import pytest
+from conftest import RESULT_TIMEOUT, get, wait_until
 
 from helpers.core import workloads
 from helpers.pool import PoolTerminated, TaskTimeout, WorkerCrashed, WorkerPool
@@ -34,24 +35,12 @@ from helpers.tasks import faults
 
 METHODS = [m for m in ("fork", "forkserver", "spawn")
            if m in multiprocessing.get_all_start_methods()]
-RESULT_TIMEOUT = 60
 unix_only = pytest.mark.skipif(sys.platform == "win32", reason="uses Unix signals")
 
 
 @pytest.fixture(params=METHODS)
 def ctx(request):
     return multiprocessing.get_context(request.param)
-
-
-def get(future):
-    return future.result(timeout=RESULT_TIMEOUT)
-
-
-def wait_until(condition, what: str, seconds: float = RESULT_TIMEOUT) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not after {seconds} s"
-        time.sleep(0.01)
 
 
 def started(pool: WorkerPool, count: int = 1) -> bool:
