@@ -342,6 +342,17 @@ def test_a_failing_initializer_fails_futures_instead_of_hanging(ctx):
     pool.shutdown()
 
 
+def test_a_failing_initializer_breaks_the_pool_once_its_worker_has_exited(ctx, tmp_path):
+    """What the worker did on its way out (flushing a log queue) is done by then."""
+    mark = tmp_path / "mark"
+    pool = WorkerPool(1, mp_context=ctx, initializer=faults.failing_initializer_leaving_a_mark,
+                      initargs=(str(mark), 0.5))
+    with pytest.raises(WorkerInitError):
+        get(pool.submit(pow, 2, 3))
+    assert mark.exists(), "the pool reported the failure before its worker had exited"
+    pool.shutdown()
+
+
 def test_workers_ignore_sigint(pool):
     pids = pool.worker_pids()
     wait_until(lambda: set(pool.map(faults.worker_pid, range(20))) == set(pids),

@@ -471,6 +471,10 @@ class Receiver(threading.Thread):
         elif isinstance(message, Unreadable):
             self.batch_unreadable(worker, message)
         elif isinstance(message, InitFailed):
+            # The worker exits right after it says so: let it finish first (as under
+            # ProcessPoolExecutor), so what its initializer logged has been flushed by the
+            # time the pool reports broken.
+            worker.process.join(5)
             error = WorkerInitError(f"the pool's initializer raised in a worker: "
                                     f"{message.summary}")
             stop_everything(self.ledger, State.BROKEN,

@@ -108,6 +108,22 @@ def failing_initializer(delay: float = 0.0) -> None:
     raise RuntimeError("the initializer failed on purpose")
 
 
+def failing_initializer_leaving_a_mark(path: str, seconds: float) -> None:
+    """Raise at once, leaving a thread that writes ``path`` after ``seconds``.
+
+    The worker process ends only once that thread has finished, as it does once its
+    logging queues have flushed: a pool that reports the failure before the worker has
+    exited reports it before the mark is there.
+    """
+    def leave_mark() -> None:
+        time.sleep(seconds)
+        with open(path, "w") as mark:
+            mark.write(str(os.getpid()))
+
+    threading.Thread(target=leave_mark).start()
+    raise RuntimeError("the initializer failed on purpose")
+
+
 _counter = 0
 
 
