@@ -151,18 +151,32 @@ def test_crash_exception_wrong_answers(capsys):
 
 # --- notebook 01 ---
 
+def fake_runs(gil_enabled=True):
+    from helpers.experiments.eventloop import STRATEGIES, LoopRun
+    return [LoopRun(name, 2, 0.3, 0.2, 0.8, gil_enabled=gil_enabled, usable_cpus=2)
+            for name in STRATEGIES]
+
+
 def test_responsive_and_parallel_solution_passes(capsys):
     namespace = run_solution("01_responsive_and_parallel.py", {})
-    assert checks.responsive_and_parallel(namespace["answer_strategy"]) is True
-    assert checks.responsive_and_parallel("ProcessPoolExecutor") is True
+    assert checks.responsive_and_parallel(namespace["answer_strategy"], fake_runs()) is True
+    assert checks.responsive_and_parallel("ProcessPoolExecutor", fake_runs()) is True
 
 
 @pytest.mark.parametrize(("answer", "hint"), [
     ("to_thread", "GIL"), ("chunks", "one thread"), ("inline", "stops the loop"), (3, "string"),
 ])
 def test_responsive_and_parallel_wrong_answers(capsys, answer, hint):
-    assert checks.responsive_and_parallel(answer) is False
+    assert checks.responsive_and_parallel(answer, fake_runs()) is False
     assert hint in shown(capsys)
+
+
+def test_responsive_and_parallel_accepts_to_thread_when_the_run_had_the_gil_off(capsys):
+    """On a free-threaded kernel with the GIL off, threads run pure Python in parallel."""
+    assert checks.responsive_and_parallel("to_thread", fake_runs(gil_enabled=False)) is True
+    assert "GIL off" in shown(capsys)
+    assert checks.responsive_and_parallel("WorkerPool", fake_runs(gil_enabled=False)) is True
+    assert checks.responsive_and_parallel("chunks", fake_runs(gil_enabled=False)) is False
 
 
 def fake_run():
@@ -190,7 +204,7 @@ def test_releases_gil_solution_passes(capsys):
 
 
 @pytest.mark.parametrize(("answer", "hint"), [
-    ({"python", "sha256", "zlib", "pillow", "numpy"}, "Pure-Python code holds the GIL"),
+    ({"python", "sha256", "zlib", "pillow", "numpy"}, "never lets go of the GIL"),
     ({"sha256"}, "missing"),
     ({"fortran"}, "not CPU workloads"),
     ("sha256", "set of workload names"),
@@ -375,6 +389,18 @@ def test_slowest_backend(capsys):
     assert checks.slowest_backend("multiprocessing", BACKEND_ROWS) is False
     assert "runs its tasks in threads" in shown(capsys)
     assert checks.slowest_backend("dask", BACKEND_ROWS) is False
+
+
+def test_slowest_backend_on_a_run_with_the_gil_off(capsys):
+    """A free-threaded kernel: threads may not be slowest, and no sentence blames the GIL."""
+    rows = [{"workload": "python", "backend": b, "speedup": s, "gil_enabled": False}
+            for b, s in (("loky", 1.7), ("threading", 1.9), ("multiprocessing", 1.4))]
+    namespace = run_solution("04_slowest_backend.py", {"backend_rows": rows})
+    assert namespace["answer_backend"] == "multiprocessing"
+    assert checks.slowest_backend("multiprocessing", rows) is True
+    assert "GIL off" in shown(capsys)
+    assert checks.slowest_backend("threading", rows) is False
+    assert "in threads" not in shown(capsys)
 
 
 HEAT = {"workers": [1, 2], "threads": [1, 2], "usable": 2,

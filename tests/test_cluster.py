@@ -118,6 +118,10 @@ def test_every_worker_serves_on_one_port(method):
         result = prefork.load(server.url + "/cpu?ms=5", requests=60, concurrency=4)
         assert result.ok == 60 and result.failures == 0
         assert set(result.pids) == set(server.pids)  # both workers took requests
+        expected = "inherited" if method == "fork" else "passed"
+        assert server.socket_handover == expected
+        assert f"*{expected}*" in prefork.explain_socket_handover(server)
+        assert f"**{method}**" in prefork.explain_socket_handover(server)
     assert not still_alive(server.pids, 5)
 
 
@@ -127,6 +131,8 @@ def test_so_reuseport_mode_serves_too():
     with prefork.PreforkServer(workers=2, reuse_port=True) as server:
         result = prefork.load(server.url + "/whoami", requests=40, concurrency=4)
         assert result.ok == 40
+        assert server.socket_handover == "own"
+        assert "SO_REUSEPORT" in prefork.explain_socket_handover(server)
 
 
 def test_bad_requests_get_4xx_and_the_workers_stay_up():
@@ -325,6 +331,20 @@ def test_async_server_serves_and_rejects_bad_requests(mode):
     assert not still_alive([pid], 5)
 
 
+def test_the_offload_server_sheds_cpu_requests_past_its_bound_and_keeps_serving():
+    """One worker, at most 2 CPU requests in flight, 8 clients: the rest get 503 at once."""
+    with asyncio_server.AsyncAppServer("offload", workers=1, max_in_flight=2) as server:
+        result = prefork.load(server.url + "/cpu?ms=1000", requests=8, concurrency=8)
+        assert set(result.statuses) <= {200, 503}
+        assert result.ok >= 2, "the requests within the bound were not served"
+        assert result.statuses.count(503) >= 1, "nothing was shed past the bound"
+        assert result.failure_kinds() == {"HTTP 503": result.statuses.count(503)}
+        assert get(server.url + "/cpu?ms=5")[0] == 200  # once the load is gone, it serves
+        assert get(server.url + "/io?ms=1")[0] == 200  # other routes are not bounded
+    with pytest.raises(ValueError, match="max_in_flight"):
+        asyncio_server.AsyncAppServer("offload", workers=1, max_in_flight=0)
+
+
 def test_offloading_keeps_the_loop_answering_while_cpu_work_runs():
     results = {}
     for mode in asyncio_server.MODES:
@@ -378,7 +398,7 @@ def test_copy_on_write_measures_each_configuration():
     configs = {r["config"] for r in rows}
     assert configs == {"no --preload", "--preload", "--preload + gc.freeze()"}
     assert all(r["uss_mib"] > 0 for r in rows)
-    assert {r["moment"] for r in rows} == {"after start", "after a full GC"}
+    assert {r["moment"] for r in rows} == {moment for moment, _ in server_load.MOMENTS}
 
 
 # --- notebook 06's experiments and their explanations ---
@@ -408,3 +428,8 @@ def test_explanations_quote_the_numbers():
                               ("--preload + gc.freeze()", "after a full GC", 4.0))]
     text = server_load.explain_memory(memory)
     assert "90 MiB" in text and "64 MiB" in text and "4 MiB after the same collection" in text
+    assert "reference count" not in text  # no reading measured, nothing said about it
+    memory.append({"config": "--preload + gc.freeze()", "uss_mib": 41.0,
+                   "moment": "after GC, then reading every row"})
+    text = server_load.explain_memory(memory)
+    assert "read every row once (a route that looks things up): 41 MiB" in text

@@ -2,6 +2,7 @@
 
 import asyncio
 import statistics
+import sys
 
 import pytest
 
@@ -76,3 +77,53 @@ def test_bad_sizes_for_the_other_experiments():
         asyncio.run(eventloop.many_sleeps(0))
     with pytest.raises(ValueError, match="concurrency"):
         asyncio.run(eventloop.serve_requests(10, concurrency=5000))
+
+
+# --- the explanation, as on every kernel ---
+
+
+def fake_run(strategy, cpu_seconds, gil_enabled=True, usable_cpus=2, lag=0.004):
+    return eventloop.LoopRun(strategy, 2, 0.3, 0.2, 0.2 + cpu_seconds, lag=[(0.3, lag)],
+                             gil_enabled=gil_enabled, usable_cpus=usable_cpus)
+
+
+def bullets(runs):
+    text = eventloop.explain_strategies(runs)
+    return {line.split("**")[1]: line for line in text.splitlines() if line.startswith("- ")}
+
+
+def test_with_the_gil_on_to_thread_is_explained_by_the_gil_and_processes_by_cpus():
+    said = bullets([fake_run("inline", 0.6, lag=0.3), fake_run("to_thread", 0.62, lag=0.02),
+                    fake_run("WorkerPool", 0.32)])
+    assert "GIL on" in said["to_thread"] and "convoy" in said["to_thread"]
+    assert "cannot finish sooner" in said["to_thread"]
+    assert "side by side" in said["WorkerPool"] and "0.53× inline" in said["WorkerPool"]
+    assert "worst lag 300 ms" in said["inline"]
+
+
+def test_with_the_gil_off_to_thread_runs_in_parallel():
+    """A free-threaded kernel (the run recorded the GIL off) gets no GIL sentence."""
+    said = bullets([fake_run("inline", 0.6, gil_enabled=False),
+                    fake_run("to_thread", 0.31, gil_enabled=False)])
+    assert "GIL **off**" in said["to_thread"] and "convoy" not in said["to_thread"]
+    assert "side by side" in said["to_thread"]
+
+
+@pytest.mark.parametrize(("cpus", "seconds", "expected"), [
+    (1, 0.6, "nothing to run side by side"),
+    (2, 0.59, "did not finish much sooner"),
+    (2, 0.3, "ran side by side"),
+])
+def test_the_offload_sentence_follows_what_the_run_measured(cpus, seconds, expected):
+    said = bullets([fake_run("inline", 0.6, usable_cpus=cpus),
+                    fake_run("ProcessPoolExecutor", seconds, usable_cpus=cpus)])
+    assert expected in said["ProcessPoolExecutor"]
+
+
+def test_the_switch_interval_is_set_for_the_run_and_put_back():
+    before = sys.getswitchinterval()
+    run = eventloop.run_lag_experiment("to_thread", cpu_tasks=1, cpu_task_seconds=0.05,
+                                       quiet_seconds=0.05, switch_interval_ms=1)
+    assert run.switch_interval == pytest.approx(0.001) and sys.getswitchinterval() == before
+    with pytest.raises(ValueError, match="0.1 to 100 ms"):
+        eventloop.run_lag_experiment("to_thread", switch_interval_ms=500)

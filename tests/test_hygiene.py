@@ -1,6 +1,7 @@
 """Repository hygiene: clean notebooks, their opening cell, and one package list everywhere."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -117,7 +118,7 @@ def test_the_conda_pip_section_installs(tmp_path):
     spec = yaml.safe_load((ROOT / "environment.yml").read_text())
     sections = [d["pip"] for d in spec["dependencies"] if isinstance(d, dict) and "pip" in d]
     assert len(sections) == 1 and sections[0], "environment.yml needs one pip section"
-    requirements = ROOT / f"condaenv.{tmp_path.name}.requirements.txt"
+    requirements = ROOT / f"condaenv.{os.getpid()}.{tmp_path.name}.requirements.txt"
     requirements.write_text("\n".join(sections[0]) + "\n")
     try:
         run = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run",

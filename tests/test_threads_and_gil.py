@@ -118,3 +118,67 @@ def test_sweeps_and_summary_small():
     rows = gil.summary("sha256", workers=2, task_seconds=0.005, repeats=1)
     assert [r.label for r in rows][:2] == ["serial", "2 threads"]
     assert rows[0].speedup == pytest.approx(1.0)
+
+
+# --- the explanations, as on every kernel ---
+
+
+def fake_sweep(workload, speedup, gil_enabled=True, workers=(1, 2)):
+    """A ScalingResult whose speedup at the top worker count is ``speedup``."""
+    from helpers.core.measure import Measurement
+    from helpers.experiments.strong_scaling import ScalingResult
+
+    measurements = [Measurement(experiment="scaling", executor="thread", workers=p,
+                                workload=workload, task_seconds=0.01, tasks=8, repeat=0,
+                                seconds=1.0 if p == 1 else 1.0 / speedup, start_method=None,
+                                mode="quick", machine_id="fake")
+                    for p in workers]
+    return ScalingResult(workload=workload, executor="thread", start_method=None,
+                         task_seconds=0.01, tasks=8, usable_cpus=max(workers),
+                         measurements=measurements, gil_enabled=gil_enabled)
+
+
+def test_the_sweep_explanation_follows_a_gil_on_run():
+    text = gil.explain_sweeps({"python": fake_sweep("python", 1.02),
+                               "sha256": fake_sweep("sha256", 1.9)}, 2)
+    assert "**python**: 1.02× with 2 threads" in text and "**sha256**: 1.90×" in text
+    assert "GIL on" in text and "cannot rise much above 1×" in text
+    assert "`sha256` run their loops in C" in text
+
+
+def test_the_sweep_explanation_follows_a_gil_off_run():
+    """A free-threaded kernel's run: no sentence may say the python line stays near 1×."""
+    text = gil.explain_sweeps({"python": fake_sweep("python", 1.8, gil_enabled=False),
+                               "zlib": fake_sweep("zlib", 1.9, gil_enabled=False),
+                               "numpy": fake_sweep("numpy", 0.9, gil_enabled=False)}, 2)
+    assert "GIL **off**" in text and "here 1.80×" in text
+    assert "cannot rise" not in text and "oversubscribe" in text
+
+
+def test_the_sweep_explanation_on_one_cpu():
+    text = gil.explain_sweeps({"python": fake_sweep("python", 1.0, workers=(1,))}, 1)
+    assert "one CPU" in text and "GIL" not in text
+
+
+@pytest.mark.parametrize(("gil_enabled", "workload", "expected"), [
+    (True, "python", "at most about one CPU"),
+    (False, "python", "GIL **off**"),
+    (True, "sha256", "releases the GIL"),
+])
+def test_the_cpu_use_explanation_follows_the_recorded_gil_state(gil_enabled, workload,
+                                                                 expected):
+    threads = gil.CpuUse("thread", 2, workload, [(0.0, 1.0), (0.1, 1.9)], gil_enabled)
+    processes = gil.CpuUse("process", 2, workload, [(0.0, 2.0)], gil_enabled)
+    text = gil.explain_cpu_use(threads, processes)
+    assert expected in text and "**1.4** CPUs" in text and "**2.0**" in text
+
+
+def test_runs_record_the_gil_state_they_ran_with(monkeypatch):
+    """Read when the experiment runs, not once at import: an extension can switch it on."""
+    from helpers.experiments import strong_scaling
+
+    monkeypatch.setattr(sys, "_is_gil_enabled", lambda: False, raising=False)
+    result = strong_scaling.run_scaling([1], workload="python", executor="thread",
+                                        task_seconds=0.002, repeats=1, budget_seconds=0.05,
+                                        progress=False)
+    assert result.gil_enabled is False

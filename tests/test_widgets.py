@@ -1,5 +1,7 @@
 """The dashboard's callback, driven headlessly: set values, click, read the output."""
 
+import sys
+
 import pytest
 
 from helpers.experiments import strong_scaling
@@ -107,18 +109,27 @@ def test_loop_dashboard_draws_a_lag_timeline():
     dashboard.strategy.value = "WorkerPool"
     dashboard.task_ms.value = 50
     dashboard.cpu_tasks.value = 1
+    dashboard.switch_ms.value = 2.0
+    before = sys.getswitchinterval()
     dashboard.button.click()
     assert dashboard.wait(timeout=60)
     assert dashboard.result.strategy == "WorkerPool"
-    assert [next(iter(o["data"])) for o in dashboard.output.outputs] == ["image/png"]
+    assert dashboard.result.switch_interval == pytest.approx(0.002)
+    assert sys.getswitchinterval() == before, "the run did not put the switch interval back"
+    assert "image/png" in dashboard.output.outputs[0]["data"]
+    assert "**WorkerPool**" in str(dashboard.output.outputs[1]["data"])
 
 
-def test_loop_dashboard_bad_value():
+@pytest.mark.parametrize(("control", "value", "message"), [
+    ("task_ms", 0, "CPU task size 0 ms is out of range"),
+    ("switch_ms", 0, "switch interval 0 ms is out of range"),
+])
+def test_loop_dashboard_bad_value(control, value, message):
     dashboard = widgets.LoopDashboard()
-    dashboard.task_ms.value = 0
+    getattr(dashboard, control).value = value
     dashboard.button.click()
     assert dashboard.runs_started == 0
-    assert "CPU task size 0 ms is out of range" in outputs_text(dashboard)
+    assert message in outputs_text(dashboard)
 
 
 @pytest.mark.slow

@@ -137,6 +137,14 @@ def limit_blas_threads(threads: int) -> None:
 _blas_limit: Any = None
 
 
+def blas_threads(_: object = None) -> int:
+    """The most threads any BLAS/OpenMP pool in this process would use now (threadpoolctl)."""
+    import numpy  # noqa: F401  (loads BLAS, so that threadpoolctl can see it)
+    from threadpoolctl import threadpool_info
+
+    return max((pool["num_threads"] for pool in threadpool_info()), default=1)
+
+
 def sleep_io(n: int) -> int:
     """Sleep n milliseconds: stands in for waiting on a disk or a database."""
     time.sleep(n / 1000)

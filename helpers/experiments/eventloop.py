@@ -6,7 +6,7 @@ One experiment, five ways to run the same CPU work next to an I/O-bound server::
     heartbeat coroutine: wakes every 5 ms and records how *late* it woke (the loop lag)
     after a quiet start: N CPU tasks, run by one of
         "inline"               called directly in a coroutine: the loop stops
-        "to_thread"            asyncio.to_thread: the loop runs, but the GIL is shared
+        "to_thread"            asyncio.to_thread: the loop runs, but shares the GIL (when on)
         "WorkerPool"           loop.run_in_executor(WorkerPool): other processes
         "ProcessPoolExecutor"  loop.run_in_executor(ProcessPoolExecutor)
         "chunks"               the work cut in slices, await asyncio.sleep(0) between them
@@ -20,13 +20,14 @@ server listens on 127.0.0.1 only and uses a bounded number of sockets.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
-from helpers.core import config, workloads
+from helpers.core import config, machine, workloads
 from helpers.experiments import executors
 
 STRATEGIES = ("inline", "to_thread", "WorkerPool", "ProcessPoolExecutor", "chunks")
@@ -123,6 +124,9 @@ class LoopRun:
     cpu_end: float
     lag: list[tuple[float, float]] = field(default_factory=list)  # (time, lag), seconds
     answered: list[float] = field(default_factory=list)  # times requests were answered
+    gil_enabled: bool = True  # as the run found it (an extension can switch it back on)
+    usable_cpus: int = 1
+    switch_interval: float = 0.005  # sys.getswitchinterval() during the run, seconds
 
     @property
     def max_lag(self) -> float:
@@ -183,9 +187,12 @@ def _cpu_runner(strategy: str, executor: Executor | None,
 async def lag_experiment(strategy: str = "inline", *, cpu_tasks: int = 2,
                          cpu_task_seconds: float = 0.3, workers: int = 2,
                          quiet_seconds: float = 0.2, start_method: str | None = None,
-                         calibration: workloads.Calibration | None = None) -> LoopRun:
+                         calibration: workloads.Calibration | None = None,
+                         switch_interval_ms: float | None = None) -> LoopRun:
     """Serve requests, then run ``cpu_tasks`` CPU tasks by ``strategy``; record the loop lag.
 
+    ``switch_interval_ms`` sets ``sys.setswitchinterval`` for the run (and puts it back
+    after): how long a thread holding the GIL keeps it when another thread asks for it.
     Await it in a notebook (Jupyter's loop is already running); from a script use
     :func:`run_lag_experiment`.
     """
@@ -196,6 +203,9 @@ async def lag_experiment(strategy: str = "inline", *, cpu_tasks: int = 2,
                          "use 0.001 to 3 s")
     if not 1 <= cpu_tasks <= 16:
         raise ValueError(f"cpu_tasks must be 1 to 16, got {cpu_tasks!r}")
+    if switch_interval_ms is not None and not 0.1 <= switch_interval_ms <= 100:
+        raise ValueError(f"switch_interval_ms={switch_interval_ms!r} is out of range: "
+                         "use 0.1 to 100 ms (Python's default is 5 ms)")
     if calibration is None or calibration.workload != "python":
         calibration = workloads.calibrate("python", budget_seconds=0.2)
     units = calibration.units_for(cpu_task_seconds)
@@ -207,8 +217,14 @@ async def lag_experiment(strategy: str = "inline", *, cpu_tasks: int = 2,
             await asyncio.gather(*(loop.run_in_executor(executor, workloads.sleep_io, 20)
                                    for _ in range(2 * workers)))
         run_one = _cpu_runner(strategy, executor, calibration)
-        return await _measure(strategy, run_one, units, cpu_tasks, cpu_task_seconds,
-                              quiet_seconds)
+        previous = sys.getswitchinterval()
+        if switch_interval_ms is not None:
+            sys.setswitchinterval(switch_interval_ms / 1000)
+        try:
+            return await _measure(strategy, run_one, units, cpu_tasks, cpu_task_seconds,
+                                  quiet_seconds)
+        finally:
+            sys.setswitchinterval(previous)
     finally:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
@@ -236,7 +252,8 @@ async def _measure(strategy: str, run_one: Callable[[int], Awaitable[Any]], unit
             await asyncio.gather(*clients, return_exceptions=True)
             await asyncio.gather(beat, return_exceptions=True)
     return LoopRun(strategy, cpu_tasks, cpu_task_seconds, cpu_start, cpu_end, samples,
-                   [t - origin for t in answered])
+                   [t - origin for t in answered], gil_enabled=machine.gil_enabled(),
+                   usable_cpus=machine.usable_cpus(), switch_interval=sys.getswitchinterval())
 
 
 def run_lag_experiment(strategy: str = "inline", **options: Any) -> LoopRun:
@@ -254,3 +271,70 @@ async def compare_strategies(strategies: tuple[str, ...] = STRATEGIES,
     """Run :func:`lag_experiment` once per strategy, one after the other."""
     calibration = workloads.calibrate("python", budget_seconds=config.budget(0.5, 0.2))
     return [await lag_experiment(s, calibration=calibration, **options) for s in strategies]
+
+
+# --- what the runs say ---
+
+
+def explain_strategies(runs: Sequence[LoopRun]) -> str:
+    """One bullet per strategy, from these runs' numbers and their recorded GIL state."""
+    by_name = {run.strategy: run for run in runs}
+    inline = by_name.get("inline")
+    bullets = [_explain_one(run, inline) for run in runs]
+    return "What your numbers say:\n" + "\n".join(f"- {b}" for b in bullets)
+
+
+def _measured(run: LoopRun, inline: LoopRun | None) -> str:
+    text = f"worst lag {run.max_lag * 1000:.0f} ms, CPU work {run.cpu_seconds:.2f} s"
+    if inline is not None and run is not inline and inline.cpu_seconds > 0:
+        text += f", {run.cpu_seconds / inline.cpu_seconds:.2f}× inline's time"
+    return text
+
+
+def _sooner(run: LoopRun, inline: LoopRun | None) -> str:
+    """Whether running side by side paid off in this run, and why it could not if not."""
+    if run.usable_cpus < 2 or run.cpu_tasks < 2:
+        return (f"with {run.usable_cpus} usable CPU(s) and {run.cpu_tasks} task(s) there "
+                "is nothing to run side by side, so the CPU work cannot finish sooner")
+    if inline is None:
+        return "compare its CPU time with inline's to see whether it finished sooner"
+    if run.cpu_seconds < 0.8 * inline.cpu_seconds:
+        return "the tasks ran side by side on different CPUs, so the CPU work finished sooner"
+    return ("this time the CPU work did not finish much sooner than inline: something else "
+            "was using the other CPUs, or the run was too short for the gain to show "
+            "(run the cell again and compare)")
+
+
+def _explain_one(run: LoopRun, inline: LoopRun | None) -> str:
+    numbers = _measured(run, inline)
+    if run.strategy == "inline":
+        return (f"**inline** ({numbers}): the loop has one thread, and the CPU work holds "
+                "it until each task ends, so the heartbeat is late by a whole task and the "
+                "server answers (almost) nothing meanwhile. This is Node.js's \"don't block "
+                "the event loop\" rule, in Python.")
+    if run.strategy == "to_thread":
+        if run.gil_enabled:
+            return (f"**to_thread** ({numbers}): the loop is not frozen, but it is slowed. "
+                    "This kernel ran with the GIL on: pure-Python code in the thread holds "
+                    "it, and when the loop asks for it back, the thread lets go only after "
+                    f"the switch interval ({run.switch_interval * 1000:g} ms, "
+                    "`sys.getswitchinterval()`). Every time the loop wakes, it may wait that "
+                    "long: the *convoy effect* of an I/O thread next to a CPU thread. The "
+                    "threads also take turns on the one GIL, so the CPU work cannot finish "
+                    "sooner than inline. Threads do help when the work *releases* the GIL "
+                    "(hashlib, zlib, NumPy, Pillow; notebook 02).")
+        return (f"**to_thread** ({numbers}): this kernel runs with the GIL **off** "
+                "(a free-threaded build), so the thread runs Python at the same time as the "
+                f"loop, and the tasks run in parallel with each other: {_sooner(run, inline)}. "
+                "Here a thread is a real fix for CPU work, as long as what the threads share "
+                "is protected by locks (notebook 02).")
+    if run.strategy in ("WorkerPool", "ProcessPoolExecutor"):
+        return (f"**{run.strategy}** ({numbers}): the work runs in other processes, each with "
+                "its own interpreter, so the loop keeps its thread to itself and requests "
+                f"keep flowing; {_sooner(run, inline)}.")
+    if run.strategy == "chunks":
+        return (f"**chunks** ({numbers}): the loop gets control back every "
+                f"{CHUNK_SECONDS * 1000:.0f} ms, so the lag stays near the slice size and "
+                "the server keeps answering, but all the work still runs on the loop's one "
+                "thread, one slice at a time, in competition with the requests.")
+    return f"**{run.strategy}** ({numbers})."

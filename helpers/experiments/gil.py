@@ -3,6 +3,7 @@
 ``thread_sweeps``   the scaling sweep (``experiments.run_scaling``) on threads, per workload
 ``cpu_use``         busy CPUs over time, sampled from another process, threads vs processes
 ``summary``         one job on serial, threads, WorkerPool, joblib and other interpreters
+``explain_*``       what a run shows, in sentences that follow its numbers and GIL state
 
 Results are plain data for ``plots``; nothing here draws.
 """
@@ -14,7 +15,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from helpers.core import config, measure, workloads
+from helpers.core import config, machine, measure, workloads
 from helpers.core.cpu_sampler import CpuSampler
 from helpers.experiments import interpreters, strong_scaling
 from helpers.experiments.executors import make_executor, warm_up
@@ -42,6 +43,7 @@ class CpuUse:
     workers: int
     workload: str
     samples: list[tuple[float, float]]
+    gil_enabled: bool = True  # as the run found it
 
     @property
     def median_busy(self) -> float:
@@ -56,8 +58,6 @@ def cpu_use(workload: str = "python", workers: int | None = None,
 
     The pool is started and warmed up before sampling starts.
     """
-    from helpers.core import machine
-
     workers = workers or max(2, machine.usable_cpus())
     calibration = workloads.calibrate(workload, budget_seconds=0.3)
     units = calibration.units_for(config.budget(0.25, 0.15))
@@ -71,7 +71,8 @@ def cpu_use(workload: str = "python", workers: int | None = None,
                 list(pool.map(function, [units] * (4 * workers)))
         finally:
             pool.shutdown()
-        runs.append(CpuUse(executor, workers, workload, sampler.samples))
+        runs.append(CpuUse(executor, workers, workload, sampler.samples,
+                           gil_enabled=machine.gil_enabled()))
     return runs
 
 
@@ -87,8 +88,6 @@ def summary(workload: str = "python", workers: int | None = None, task_seconds: 
             others: list[interpreters.Interpreter] | None = None) -> list[SummaryRow]:
     """The same job (4 tasks per worker) on each way of running it, interleaved repeats."""
     from joblib import Parallel, delayed
-
-    from helpers.core import machine
 
     workers = workers or machine.usable_cpus()
     repeats = repeats or int(config.budget(5, 3))
@@ -135,3 +134,61 @@ def summary(workload: str = "python", workers: int | None = None, task_seconds: 
     serial = statistics.median(times["serial"])
     return [SummaryRow(label, measure.spread(values), serial / statistics.median(values))
             for label, values in times.items()]
+
+
+# --- what the runs say ---
+
+C_WORKLOADS = ("sha256", "zlib", "pillow")  # loops in C with the GIL released
+
+
+def explain_sweeps(sweeps: dict[str, ScalingResult], threads: int) -> str:
+    """Each workload's speedup at ``threads``, then why, following the recorded GIL state."""
+    speedup = {name: result.speedups()[threads].median for name, result in sweeps.items()
+               if threads in result.speedups()}
+    lines = [f"- **{name}**: {value:.2f}× with {threads} threads"
+             for name, value in speedup.items()]
+    gil_on = all(result.gil_enabled for result in sweeps.values())
+    said = ["\n".join(lines), ""]
+    if threads < 2:
+        said.append("This kernel may use one CPU, so every line stays near 1×: there is "
+                    "nowhere to run in parallel. On a machine with more CPUs, the lines part.")
+        return "\n".join(said)
+    if "python" in speedup:
+        if gil_on:
+            said.append("This run had the GIL on: pure-Python threads take turns holding it, "
+                        "so the `python` line cannot rise much above 1× however many threads "
+                        "run.")
+        else:
+            said.append("This run had the GIL **off** (a free-threaded build): pure-Python "
+                        f"threads run at once, so the `python` line can rise like the C "
+                        f"workloads' (here {speedup['python']:.2f}×).")
+    released = [name for name in C_WORKLOADS if name in speedup]
+    if released:
+        said.append(f"{_names(released)} run their loops in C with the GIL released, so the "
+                    "threads really run at once, GIL or no GIL.")
+    if "numpy" in speedup:
+        said.append("NumPy is the odd one: its matrix products may already use several cores "
+                    "through the BLAS library's own threads (see the machine card's *BLAS "
+                    "thread pools* row), and Python threads on top of those can "
+                    "*oversubscribe* the CPUs; notebook 04 measures that.")
+    return "\n".join(said)
+
+
+def explain_cpu_use(thread_run: CpuUse, process_run: CpuUse) -> str:
+    """How many CPUs the threads and the processes kept busy, and why, by the GIL state."""
+    text = (f"With {thread_run.workers} threads the machine kept about "
+            f"**{thread_run.median_busy:.1f}** CPUs busy; with {process_run.workers} processes, "
+            f"about **{process_run.median_busy:.1f}**. ")
+    if thread_run.workload != "python":
+        return text + ("This workload's C code releases the GIL, so threads can keep "
+                       "several CPUs busy.")
+    if thread_run.gil_enabled:
+        return text + ("With the GIL on, as here, pure-Python threads keep at most about one "
+                       "CPU's worth busy running Python, however many threads there are.")
+    return text + ("This run had the GIL **off**: pure-Python threads ran on several CPUs at "
+                   "once, as the processes did, and shared one heap while doing so.")
+
+
+def _names(names: list[str]) -> str:
+    quoted = [f"`{name}`" for name in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]

@@ -106,8 +106,29 @@ def backends(workloads_: tuple[str, ...] = ("python", "sha256"), n_jobs: int | N
             for backend in BACKENDS:
                 s = measure.spread(serial / t for t in times[backend])
                 rows.append({"workload": name, "backend": backend, "n_jobs": n_jobs,
-                             "speedup": s.median, "low": s.low, "high": s.high})
+                             "speedup": s.median, "low": s.low, "high": s.high,
+                             "gil_enabled": machine.gil_enabled()})
     return rows
+
+
+def explain_backends(rows: list[dict[str, Any]]) -> str:
+    """Each backend's speedup per workload, then what threads did, by the recorded GIL state."""
+    lines = [f"- {r['workload']}, **{r['backend']}**: {r['speedup']:.2f}× "
+             f"(range {r['low']:.2f}–{r['high']:.2f})" for r in rows]
+    gil_on = all(r.get("gil_enabled", True) for r in rows)
+    threads = {r["workload"]: r["speedup"] for r in rows if r["backend"] == "threading"}
+    if "python" in threads:
+        if gil_on:
+            lines.append("\nThis run had the GIL on: `threading` runs pure-Python tasks one "
+                         "at a time (they take turns holding it), while every process "
+                         "backend can run them side by side. Threads only help work that "
+                         "releases the GIL, such as `sha256`.")
+        else:
+            lines.append("\nThis run had the GIL **off**: `threading` runs pure-Python "
+                         f"tasks in parallel too (here {threads['python']:.2f}×), without "
+                         "pickling anything, so on this kernel it competes with the "
+                         "process backends on both kinds of work.")
+    return "\n".join(lines)
 
 
 def batching(n_jobs: int = 2, tiny_tasks: int | None = None, repeats: int | None = None
@@ -215,18 +236,33 @@ def oversubscription(workers: list[int] | None = None, threads: list[int] | None
     repeats = repeats or int(config.budget(3, 2))
     seconds: dict[tuple[int, int], float] = {}
     ranges: dict[tuple[int, int], tuple[float, float]] = {}
+    ran_with: dict[tuple[int, int], int] = {}  # BLAS threads the tasks really had
     with joblib_session():
         for w in workers:
             for t in threads:
-                with parallel_config(backend="loky", inner_max_num_threads=t), \
+                with _blas_threads_for(w, t), \
+                        parallel_config(backend="loky", inner_max_num_threads=t), \
                         _parallel(n_jobs=w) as runner:
                     runner(delayed(workloads.blas_matmul)(1) for _ in range(w))  # start, warm
+                    ran_with[(w, t)] = max(runner(delayed(workloads.blas_threads)(i)
+                                                  for i in range(w)))
                     runs = measure.spread(measure.timed(lambda r=runner: r(
                         delayed(workloads.blas_matmul)(6) for _ in range(tasks)))[0]
                         for _ in range(repeats))
                     seconds[(w, t)], ranges[(w, t)] = runs.median, (runs.low, runs.high)
     return {"workers": workers, "threads": threads, "tasks": tasks, "usable": usable,
-            "repeats": repeats, "seconds": seconds, "ranges": ranges}
+            "repeats": repeats, "seconds": seconds, "ranges": ranges, "ran_with": ran_with}
+
+
+def _blas_threads_for(workers: int, threads: int) -> contextlib.AbstractContextManager:
+    """With one worker joblib runs the tasks here, in the kernel, and ignores
+    ``inner_max_num_threads``: limit the kernel's own BLAS threads for that row instead."""
+    if workers != 1:
+        return contextlib.nullcontext()
+    import numpy  # noqa: F401  (loads BLAS, so that threadpoolctl can see it)
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=threads)
 
 
 def explain_oversubscription(heat: dict[str, Any]) -> str:
@@ -247,9 +283,23 @@ def explain_oversubscription(heat: dict[str, Any]) -> str:
                      f"took {min(crowded) / seconds[best]:.1f}–{max(crowded) / seconds[best]:.1f}× "
                      "the fastest: the threads take turns, and BLAS threads that spin while "
                      "they wait for each other waste the turns they get.")
-    single = [seconds[(1, t)] for t in heat["threads"] if (1, t) in seconds]
-    if single:
-        lines.append(f"- One worker with more BLAS threads than CPUs: {min(single):.2f}–"
-                     f"{max(single):.2f} s. One process's threads cooperate; threads of "
-                     "different processes do not know about each other.")
+    single = {t: seconds[(1, t)] for t in heat["threads"] if (1, t) in seconds}
+    if len(single) > 1:
+        times = ", ".join(f"{t} thread(s) {s:.2f} s" for t, s in single.items())
+        fewest = single[min(single)]
+        most = single[max(single)]
+        lines.append(f"- One worker (joblib runs a one-worker job in the kernel itself, so "
+                     f"the kernel's BLAS threads were limited for this row): {times}. "
+                     + ("More threads than CPUs inside one process cost little here: one "
+                        "BLAS library schedules all of them, while threads of different "
+                        "processes know nothing about each other."
+                        if most <= 1.3 * fewest or max(single) <= usable else
+                        f"Even inside one process, {max(single)} BLAS threads on {usable} "
+                        f"CPUs took {most / fewest:.1f}× the one-thread time."))
+    capped = {cell: n for cell, n in heat.get("ran_with", {}).items() if n != cell[1]}
+    if capped:
+        lines.append("- Some cells did not get the BLAS threads they asked for (the library "
+                     "capped them): " + ", ".join(f"{w}×{t} ran with {n}"
+                                                  for (w, t), n in sorted(capped.items()))
+                     + ".")
     return "\n".join(lines)

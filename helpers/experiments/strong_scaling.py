@@ -47,10 +47,17 @@ class ScalingResult:
     traces: dict[int, list[TaskRecord]] = field(default_factory=dict)
     calibration: workloads.Calibration | None = None
     machine: dict[str, Any] = field(default_factory=dict)
+    gil_enabled: bool = True
 
     @property
     def workers(self) -> list[int]:
         return sorted({m.workers for m in self.measurements})
+
+    @property
+    def mode(self) -> str:
+        """``"quick"`` or ``"full"``: the mode the sweep ran in (references of the same
+        mode are the ones to draw beside it)."""
+        return self.measurements[0].mode if self.measurements else config.mode()
 
     def seconds(self) -> dict[int, Spread]:
         """Run time per worker count: median and range over the repeats."""
@@ -230,6 +237,7 @@ def run_scaling(
         task_seconds=task_seconds, tasks=tasks, usable_cpus=usable,
         measurements=measurements, traces=traces, calibration=calibration,
         machine={"machine_id": card_id, "usable_cpus": usable},
+        gil_enabled=machine.gil_enabled(),  # as the run ended: an import can switch it on
     )
 
 

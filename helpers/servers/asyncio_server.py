@@ -11,7 +11,9 @@
 
 The production pattern "event loop in front, processes behind": the loop only parses
 requests and writes answers, so it stays responsive, and CPU-heavy routes run in
-parallel in a pool. Both modes run the same WSGI app as :mod:`helpers.servers.prefork`.
+parallel in a pool. The pool's queue is bounded: with ``max_in_flight`` CPU requests
+already running or waiting, the next one is answered ``503 Service Unavailable`` (with
+``Retry-After``) at once, instead of waiting in a queue that only grows (load shedding). Both modes run the same WSGI app as :mod:`helpers.servers.prefork`.
 Requests are HTTP/1.0 (one per connection); a slow client is dropped after
 ``request_timeout``; bad requests get a 4xx. Loopback only.
 """
@@ -36,6 +38,7 @@ from helpers.servers import demo_app
 from helpers.servers.loadgen import check_loopback
 
 MODES = ("inline", "offload")
+IN_FLIGHT_PER_WORKER = 8  # the default bound: CPU requests running or queued, per worker
 MAX_HEADER_BYTES = 16 * 1024
 START_TIMEOUT_SECONDS = 30.0
 
@@ -54,6 +57,12 @@ def call_app(app: Callable, environ: dict[str, Any]) -> tuple[str, list[tuple[st
 
     body = b"".join(app(environ, start_response))
     return answer["status"], answer["headers"], body
+
+
+def _busy() -> tuple[str, list[tuple[str, str]], bytes]:
+    """The answer to a CPU request beyond the bound: shed it, and say when to retry."""
+    status, headers, body = _error("503 Service Unavailable", "busy: retry later")
+    return status, [*headers, ("Retry-After", "1")], body
 
 
 def _error(status: str, message: str) -> tuple[str, list[tuple[str, str]], bytes]:
@@ -97,7 +106,7 @@ async def _read_request(reader: asyncio.StreamReader, port: int
 
 
 async def _serve(listener: socket.socket, app: Callable, mode: str, workers: int,
-                 cpu_paths: tuple[str, ...], request_timeout: float,
+                 cpu_paths: tuple[str, ...], request_timeout: float, max_in_flight: int,
                  ready: multiprocessing.connection.Connection) -> None:
     loop = asyncio.get_running_loop()
     pool = WorkerPool(workers, mp_context=config.mp_context()) if mode == "offload" else None
@@ -105,6 +114,17 @@ async def _serve(listener: socket.socket, app: Callable, mode: str, workers: int
         await asyncio.gather(*(loop.run_in_executor(pool, time.sleep, 0.02)
                                for _ in range(2 * workers)))
     port = listener.getsockname()[1]
+    in_flight = 0  # CPU requests in the pool (running or queued); only the loop changes it
+
+    async def offload(request: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+        nonlocal in_flight
+        if in_flight >= max_in_flight:
+            return _busy()
+        in_flight += 1
+        try:
+            return await loop.run_in_executor(pool, call_app, app, request)
+        finally:
+            in_flight -= 1
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -114,7 +134,7 @@ async def _serve(listener: socket.socket, app: Callable, mode: str, workers: int
             elif mode == "inline":
                 answer = call_app(app, request)
             elif request["PATH_INFO"] in cpu_paths:
-                answer = await loop.run_in_executor(pool, call_app, app, request)
+                answer = await offload(request)
             else:
                 answer = await asyncio.to_thread(call_app, app, request)
             status, headers, body = answer
@@ -145,27 +165,35 @@ async def _serve(listener: socket.socket, app: Callable, mode: str, workers: int
 
 
 def serve_async(listener: socket.socket, app: Callable, mode: str, workers: int,
-                cpu_paths: tuple[str, ...], request_timeout: float,
+                cpu_paths: tuple[str, ...], request_timeout: float, max_in_flight: int,
                 ready: multiprocessing.connection.Connection) -> None:
     """The server process: an event loop until SIGTERM."""
     watchdog.worker_setup()
-    asyncio.run(_serve(listener, app, mode, workers, cpu_paths, request_timeout, ready))
+    asyncio.run(_serve(listener, app, mode, workers, cpu_paths, request_timeout,
+                       max_in_flight, ready))
 
 
 class AsyncAppServer:
-    """An asyncio server process for a WSGI app: ``inline``, or ``offload`` to a WorkerPool."""
+    """An asyncio server process for a WSGI app: ``inline``, or ``offload`` to a WorkerPool.
+
+    ``max_in_flight`` (offload mode) bounds the CPU requests running or queued in the
+    pool, by default ``IN_FLIGHT_PER_WORKER`` per worker; past it, a CPU request gets 503.
+    """
 
     def __init__(self, mode: str = "offload", workers: int | None = None,
                  app: Callable = demo_app.app, host: str = "127.0.0.1", port: int = 0, *,
                  cpu_paths: tuple[str, ...] = ("/cpu",), request_timeout: float = 5.0,
-                 start_method: str | None = None) -> None:
+                 start_method: str | None = None, max_in_flight: int | None = None) -> None:
         from helpers.core import machine
 
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         workers = machine.usable_cpus() if workers is None else workers
         validate.whole_number("workers", workers, 1, validate.MAX_SERVER_WORKERS)
+        max_in_flight = IN_FLIGHT_PER_WORKER * workers if max_in_flight is None else max_in_flight
+        validate.whole_number("max_in_flight", max_in_flight, 1, 100_000)
         check_loopback(host)
+        self.max_in_flight = max_in_flight
         self.mode, self.workers, self.app = mode, workers, app
         self.host, self.port, self.cpu_paths = host, port, cpu_paths
         self.request_timeout = request_timeout
@@ -181,7 +209,7 @@ class AsyncAppServer:
         self._process = self.context.Process(
             target=serve_async, name=f"async-server-{self.mode}", daemon=False,
             args=(listener, self.app, self.mode, self.workers, self.cpu_paths,
-                  self.request_timeout, ready_w))
+                  self.request_timeout, self.max_in_flight, ready_w))
         self._process.start()
         ready_w.close()
         listener.close()  # the server process has its own copy

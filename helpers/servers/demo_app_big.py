@@ -6,10 +6,12 @@ pages are shared by every worker, until something writes to them. Python writes 
 *every* object it touches: reference counts, and the garbage collector's bookkeeping
 during a full collection. ``/gc`` runs a full collection, as a long-running worker
 eventually would, so the notebook can measure how much of the table stays shared.
+``/read`` reads every row, as a route that looks things up in the table would.
 
 With ``COURSE_GC_FREEZE=1`` the table is moved out of the collector's reach with
-``gc.freeze()`` (after it is built, before the fork), which keeps those pages shared.
-Standard library only.
+``gc.freeze()`` (after it is built, before the fork): the collector no longer writes to
+it. Reading it still does (each row's reference count goes up and down), so the pages a
+worker reads are copied all the same. Standard library only.
 """
 
 from __future__ import annotations
@@ -31,8 +33,12 @@ if os.environ.get("COURSE_GC_FREEZE") == "1":
 
 
 def app(environ: dict[str, Any], start_response: demo_app.StartResponse) -> Iterable[bytes]:
-    """The demo app, plus ``/gc`` (a full garbage collection in this worker)."""
+    """The demo app, plus ``/gc`` (a full garbage collection in this worker) and ``/read``
+    (read every row of the table)."""
     if environ.get("PATH_INFO") == "/gc":
         gc.collect()
+        environ = {**environ, "PATH_INFO": "/whoami"}
+    elif environ.get("PATH_INFO") == "/read":
+        sum(row[0] for row in TABLE)
         environ = {**environ, "PATH_INFO": "/whoami"}
     return demo_app.app(environ, start_response)

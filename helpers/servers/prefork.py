@@ -3,7 +3,7 @@
 ::
 
     parent (your kernel, or ``python -m helpers.servers.prefork``)
-      binds ONE listening socket on 127.0.0.1 ──────────────┐ inherited by every worker
+      binds ONE listening socket on 127.0.0.1 ──────────────┐ shared with every worker
       supervisor thread: waits on the workers' sentinels     │
         a worker died ──> start a replacement (back-off if it keeps crashing)
       rolling_restart(): new worker ready, then old one told to finish and exit
@@ -15,8 +15,11 @@
 
 Two ways to share a port between processes:
 
-* **inherited socket** (the default, what gunicorn does): the parent binds and listens
-  once; the workers inherit the socket and all ``accept`` from the same queue. A worker
+* **one shared socket** (the default, what gunicorn does): the parent binds and listens
+  once; every worker gets the same socket and all ``accept`` from the same queue. Under
+  fork (gunicorn) a worker *inherits* it; under spawn and forkserver (this server's
+  default on macOS, Windows and Python 3.14+ on Linux) multiprocessing *passes* the
+  descriptor to the new process, with the same result. A worker
   that is busy simply does not accept, so an idle one takes the next connection, and a
   worker that exits loses nothing that is still queued.
 * **SO_REUSEPORT** (``reuse_port=True``, Linux and BSD): every worker binds its own socket
@@ -175,6 +178,13 @@ class PreforkServer:
         self._listener: socket.socket | None = None
         self._supervisor: threading.Thread | None = None
         self._started = 0.0
+
+    @property
+    def socket_handover(self) -> str:
+        """How workers get the listening socket: "inherited" (fork), "passed" or "own"."""
+        if self.reuse_port:
+            return "own"
+        return "inherited" if self.context.get_start_method() == "fork" else "passed"
 
     # -- starting --
 
@@ -413,3 +423,19 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def explain_socket_handover(server: PreforkServer) -> str:
+    """One sentence: how this server's workers came to share its port (Markdown)."""
+    method = server.context.get_start_method()
+    how = server.socket_handover
+    if how == "own":
+        return ("Each worker bound a socket of its own to the same port (`SO_REUSEPORT`): the "
+                "kernel spread the connections over them.")
+    if how == "inherited":
+        return (f"The workers were started with **{method}**: each one is a copy of the "
+                "parent and *inherited* its listening socket, as gunicorn's forked workers do.")
+    return (f"The workers were started with **{method}**, so they are fresh processes, not "
+            "copies: multiprocessing *passed* each of them the listening socket's descriptor "
+            "(the socket object is pickled as a duplicated descriptor). Either way every worker "
+            "holds the same socket, and all accept from one queue.")

@@ -127,17 +127,28 @@ PARALLEL_OFFLOADS = ("WorkerPool", "ProcessPoolExecutor")
 
 
 @checker
-def responsive_and_parallel(answer: Any) -> str:
-    """Exercise 01.1: the strategy that keeps the loop responsive and uses several CPUs."""
+def responsive_and_parallel(answer: Any, runs: Any) -> str:
+    """Exercise 01.1: the strategy that keeps the loop responsive and uses several CPUs.
+
+    With the GIL on, only processes do both; with it off (as ``runs`` recorded it),
+    ``to_thread`` does too.
+    """
+    gil_on = all(run.gil_enabled for run in runs)
     if not isinstance(answer, str):
         raise NotYet("Give the strategy's name as a string, e.g. \"inline\".")
     if answer in PARALLEL_OFFLOADS:
-        return ("Processes have their own interpreter and GIL: the loop keeps its thread to "
-                "itself, and the CPU tasks run side by side on other cores.")
+        return ("Processes have their own interpreter: the loop keeps its thread to "
+                "itself, and the CPU tasks run side by side on other cores."
+                + ("" if gil_on else " With the GIL off, `to_thread` does so too."))
+    if answer == "to_thread" and not gil_on:
+        return ("This kernel ran with the GIL off: the thread runs Python beside the loop, "
+                "and the tasks run in parallel. (With the GIL on, only the process pools "
+                "would; they are right here too.)")
     hints = {
         "inline": "Inline CPU work stops the loop completely: look at the worst lag.",
-        "to_thread": "A thread keeps the loop alive, but pure Python in the thread shares the "
-                     "GIL with the loop: requests slow down and the CPU work is no faster.",
+        "to_thread": "A thread keeps the loop alive, but with the GIL on (as in this run) "
+                     "pure Python in the thread shares the GIL with the loop: requests slow "
+                     "down and the CPU work is no faster.",
         "chunks": "Chunks keep the loop responsive, but all the work still runs on the loop's "
                   "one thread, one slice at a time.",
     }
@@ -174,9 +185,12 @@ def releases_gil(answer: Any) -> str:
         raise NotYet(f"{sorted(unknown)} are not CPU workloads here; choose from {sorted(cpu)}.")
     if chosen == expected:
         return ("These run in C code that lets go of the GIL while it works, so threads run "
-                "them side by side. Pure-Python bytecode needs the GIL for every step.")
+                "them side by side even with the GIL on. Pure-Python bytecode holds the GIL "
+                "for every step, when there is one.")
     if "python" in chosen:
-        raise NotYet("Pure-Python code holds the GIL: look at its line in the sweep.")
+        raise NotYet("Pure-Python code never lets go of the GIL itself: the interpreter only "
+                     "takes it away every few milliseconds. (On a kernel with the GIL off its "
+                     "line rises anyway: there is no GIL to hold.)")
     missing = sorted(expected - chosen)
     raise NotYet(f"Some GIL-releasing workloads are missing: look again at {missing}.")
 
@@ -271,16 +285,27 @@ def n_jobs_minus_one(answer: Any) -> str:
 
 @checker
 def slowest_backend(answer: Any, rows: Any) -> str:
-    """Exercise 04.2: the backend that sped pure-Python work up the least."""
+    """Exercise 04.2: the backend that sped pure-Python work up the least (in this run)."""
     python = {r["backend"]: r["speedup"] for r in rows if r["workload"] == "python"}
     slowest = min(python, key=python.get)
+    gil_on = all(r.get("gil_enabled", True) for r in rows)
     if not isinstance(answer, str) or answer not in python:
         raise NotYet(f"Answer with one of {sorted(python)} (a string).")
     if answer == slowest:
-        return (f"{answer}: {python[answer]:.2f}×. Threads share one GIL, so pure-Python tasks "
-                "take turns; the other backends run processes.")
+        if answer == "threading" and gil_on:
+            why = ("Threads share one GIL, so pure-Python tasks take turns; the other "
+                   "backends run processes.")
+        elif gil_on:
+            why = ("With the GIL on, `threading` is usually the slowest; this time "
+                   f"`{answer}` did worse: compare the ranges to see how noisy the run was.")
+        else:
+            why = ("This run had the GIL off, so threads ran pure Python in parallel too: "
+                   "what separates the backends is what each task costs them to hand over.")
+        return f"{answer}: {python[answer]:.2f}×. {why}"
+    hint = ("Which one runs its tasks in threads?" if gil_on and slowest == "threading"
+            else "Compare the speedups of the pure-Python rows.")
     raise NotYet(f"{answer} reached {python[answer]:.2f}× on pure Python; one backend did "
-                 "worse. Which one runs its tasks in threads?")
+                 f"worse. {hint}")
 
 
 @checker

@@ -130,6 +130,7 @@ class ScalingDashboard(ExperimentDashboard):
 
     #: Task sizes the dashboard accepts, in milliseconds.
     TASK_MS_RANGE = (1.0, 2000.0)
+    SWITCH_MS_RANGE = (0.1, 100.0)
 
     def __init__(self,
                  run: Callable[..., strong_scaling.ScalingResult] = strong_scaling.run_scaling):
@@ -220,6 +221,7 @@ class LoopDashboard(ExperimentDashboard):
     """CPU task size and offload strategy → the loop-lag timeline and requests served."""
 
     TASK_MS_RANGE = (1.0, 2000.0)
+    SWITCH_MS_RANGE = (0.1, 100.0)
 
     def __init__(self, run: Callable[..., Any] | None = None) -> None:
         from helpers.experiments import eventloop
@@ -229,18 +231,25 @@ class LoopDashboard(ExperimentDashboard):
                                    description="strategy")
         self.task_ms = W.FloatText(value=200.0, description="CPU task (ms)")
         self.cpu_tasks = W.IntSlider(value=2, min=1, max=8, description="CPU tasks")
+        self.switch_ms = W.FloatText(value=5.0, description="switch (ms)",
+                                     tooltip="sys.setswitchinterval for the run: how long a "
+                                             "thread keeps the GIL once another asks for it")
 
     def controls(self) -> list[W.Widget]:
-        return [self.strategy, self.task_ms, self.cpu_tasks]
+        return [self.strategy, self.task_ms, self.cpu_tasks, self.switch_ms]
 
     def parameters(self) -> dict[str, Any]:
         _check_range("CPU task size", self.task_ms.value, *self.TASK_MS_RANGE, " ms")
         _check_range("CPU tasks", self.cpu_tasks.value, 1, 8)
+        _check_range("switch interval", self.switch_ms.value, *self.SWITCH_MS_RANGE, " ms")
         return {"strategy": self.strategy.value, "cpu_task_seconds": self.task_ms.value / 1000,
-                "cpu_tasks": self.cpu_tasks.value}
+                "cpu_tasks": self.cpu_tasks.value, "switch_interval_ms": self.switch_ms.value}
 
     def draw(self, result: Any) -> list[Any]:
-        return [_png(plots.lag_timeline_plot([result], "Event-loop lag"))]
+        from helpers.experiments import eventloop
+
+        return [_png(plots.lag_timeline_plot([result], "Event-loop lag")),
+                Markdown(eventloop.explain_strategies([result]))]
 
 
 def loop_dashboard() -> LoopDashboard:
