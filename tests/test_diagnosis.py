@@ -8,11 +8,13 @@ shape a real run writes; the diagnosis reads the JSON document, as it would from
 
 import copy
 import dataclasses
+import json
 
 import pytest
 
 from helpers.bench import diagnosis
 from helpers.bench.schema import Blas, SpeedupPoint, Summary, TaskSizeTable
+from helpers.core import paths
 
 
 def point(median, low=None, high=None):
@@ -53,7 +55,18 @@ def clean_result(summary=None):
                     "affinity_cpus": 8, "cgroup_quota_cpus": None, "gil_enabled": False,
                     "free_threaded_build": True, "start_method": "fork", "python": "3.14.0"},
         "summary": (summary or clean_summary()).to_json(),
+        "conditions": {part: quiet_conditions() for part in ("scaling", "task-size")},
+        "records": [{"experiment": "scaling", "executor": "WorkerPool", "workers": p,
+                     "tasks": 64, "workload": "python"} for p in (1, 8)],
     }
+
+
+def quiet_conditions(**changes):
+    """A part that ran on a quiet machine: steady clock, no steal, nobody else, no quota."""
+    quiet = {"wall_seconds": 10.0, "clock_mhz": [3000.0, 2990.0, 3000.0],
+             "clock_max_mhz": 3000.0, "steal_share": 0.0, "others_cpus": 0.05,
+             "throttled_periods": 0, "throttled_seconds": 0.0, "load_average": 8.0}
+    return {**quiet, **changes}
 
 
 def causes(result):
@@ -179,3 +192,88 @@ def test_a_partial_result_is_diagnosed_with_what_it_has():
     result["summary"] = {"speedup": {}}  # only some parts were run
     assert diagnosis.why_no_speedup(result) == []
     assert diagnosis.why_no_speedup({}) == []
+
+
+# --- the hardware and its neighbours ---
+
+
+def test_usable_cpus_that_are_hyper_threads_of_one_core():
+    summary = clean_summary()
+    summary.speedup["python"]["WorkerPool"][8] = point(5.1)
+    result = clean_result(summary)
+    result["machine"].update(threads_per_core=2, usable_share_cores=True)
+    finding = next(f for f in diagnosis.why_no_speedup(result) if f.cause == "smt")
+    assert "2 logical CPUs per core" in finding.evidence and "5.10×" in finding.evidence
+
+
+def vm_with_two_vcpus(two_workers):
+    summary = dataclasses.replace(clean_summary(), usable_cpus=2)
+    summary.speedup["python"]["WorkerPool"] = {1: point(0.98), 2: point(two_workers)}
+    result = clean_result(summary)
+    result["machine"].update(usable_cpus=2, logical_cpus=2, affinity_cpus=2,
+                             virtualisation="KVM", threads_per_core=1)
+    result["records"] = [{"experiment": "scaling", "executor": "WorkerPool", "workers": p,
+                          "tasks": 16} for p in (1, 2)]
+    return result
+
+
+def test_a_vm_whose_two_vcpus_scale_like_one_core_is_suspected_of_smt():
+    """The OS inside a VM says one thread per core; the coarse job's 1.4× is the evidence."""
+    finding = next(f for f in diagnosis.why_no_speedup(vm_with_two_vcpus(1.4))
+                   if f.cause == "smt-suspected")
+    assert "1.40×" in finding.evidence and "KVM" in finding.evidence
+    assert "smt-suspected" not in causes(vm_with_two_vcpus(1.9))
+
+
+def test_steal_is_named_instead_of_smt_when_the_host_took_the_time():
+    result = vm_with_two_vcpus(1.4)
+    result["conditions"] = {"scaling": quiet_conditions(steal_share=0.12)}
+    found = causes(result)
+    assert "steal" in found and "smt-suspected" not in found
+    finding = next(f for f in diagnosis.why_no_speedup(result) if f.cause == "steal")
+    assert "12%" in finding.evidence and "scaling part" in finding.evidence
+
+
+def test_a_clock_that_drops_under_load():
+    result = clean_result()
+    result["conditions"]["scaling"] = quiet_conditions(clock_mhz=[4200.0, 3600.0, 3150.0])
+    finding = next(f for f in diagnosis.why_no_speedup(result) if f.cause == "clock-drop")
+    assert "3150 to 4200 MHz (25% lower" in finding.evidence
+
+
+def test_other_programs_using_the_cpus():
+    result = clean_result()
+    result["conditions"]["task-size"] = quiet_conditions(others_cpus=3.0)
+    finding = next(f for f in diagnosis.why_no_speedup(result) if f.cause == "other-programs")
+    assert "3.0 of the 8 usable CPUs" in finding.evidence and "task-size" in finding.evidence
+
+
+def test_cgroup_throttling():
+    result = clean_result()
+    result["machine"]["cgroup_quota_cpus"] = 8.0
+    result["conditions"]["scaling"] = quiet_conditions(throttled_periods=40,
+                                                       throttled_seconds=1.5)
+    finding = next(f for f in diagnosis.why_no_speedup(result) if f.cause == "throttled")
+    assert "40 scheduling periods, 1.50 s" in finding.evidence and "15%" in finding.evidence
+
+
+def test_too_few_tasks_per_worker():
+    """The 16-CPU reference's scaling part gave each worker 2 tasks."""
+    result = clean_result()
+    result["records"] = [{"experiment": "scaling", "executor": "WorkerPool", "workers": p,
+                          "tasks": 16} for p in (1, 8)]
+    finding = next(f for f in diagnosis.why_no_speedup(result) if f.cause == "imbalance")
+    assert "each of 8 workers only 2 task(s)" in finding.evidence
+
+
+def test_an_older_result_without_conditions_gets_no_hardware_finding():
+    result = clean_result()
+    del result["conditions"]
+    assert diagnosis.why_no_speedup(result) == []
+
+
+def test_the_reference_results_are_diagnosed_without_error():
+    """Real files, recorded before and after the hardware causes existed."""
+    for path in sorted((paths.REPO_ROOT / "data" / "reference").glob("course-*.json")):
+        findings = diagnosis.why_no_speedup(json.loads(path.read_text()))
+        assert {f.cause for f in findings} <= set(diagnosis.CAUSE_IDS)

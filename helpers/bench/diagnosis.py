@@ -1,19 +1,23 @@
 """Why no speedup? The diagnosis of a course benchmark result.
 
-It reads a benchmark result (``python -m helpers.bench``, or notebook 10): the machine
-card and the summary of medians (read once into a :class:`~helpers.bench.schema.Summary`).
-Each cause below looks for its own evidence in those numbers and, when it finds it,
-returns a :class:`Finding` that quotes them. Findings are ranked by ``impact``: roughly
+It reads a benchmark result (``python -m helpers.bench``, or notebook 10) once into an
+:class:`Evidence` record: the machine card, the summary of medians (a
+:class:`~helpers.bench.schema.Summary`), the conditions each part ran in (clock, steal,
+other programs, throttling: :mod:`helpers.core.hardware`) and the raw records. Each cause
+below looks for its own evidence there and, when it finds it, returns a :class:`Finding`
+that quotes it. A cause whose evidence the result lacks (an older result, an OS that does
+not say) stays silent rather than guess. Findings are ranked by ``impact``: roughly
 the share of the possible speedup the cause costs on this machine (a ranking aid, not a
 precise figure).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from helpers.bench.schema import Summary
+from helpers.core.hardware import Conditions
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,23 @@ class Finding:
         return f"**{self.title}** — {self.evidence}\n  *Fix:* {self.fix}"
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """Everything one benchmark result says, read once for every cause."""
+
+    card: dict[str, Any]
+    summary: Summary
+    conditions: dict[str, Conditions] = field(default_factory=dict)  # per part
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, document: dict[str, Any]) -> Evidence:
+        conditions = {part: Conditions.from_dict(data)
+                      for part, data in (document.get("conditions") or {}).items()}
+        return cls(document.get("machine", {}), Summary.from_json(document.get("summary", {})),
+                   conditions, list(document.get("records", [])))
+
+
 def _plural(count: Any, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
@@ -40,7 +61,8 @@ def _or_none(quota: float | None) -> str:
     return f"{quota:g} CPU{'' if quota == 1 else 's'}"
 
 
-def _one_cpu(card: dict[str, Any], summary: Summary) -> Finding | None:
+def _one_cpu(run: Evidence) -> Finding | None:
+    card, summary = run.card, run.summary
     if card.get("usable_cpus") != 1:
         return None
     best = summary.best("python", "WorkerPool")
@@ -55,7 +77,8 @@ def _one_cpu(card: dict[str, Any], summary: Summary) -> Finding | None:
         1.0)
 
 
-def _cpu_limit(card: dict[str, Any], summary: Summary) -> Finding | None:
+def _cpu_limit(run: Evidence) -> Finding | None:
+    card = run.card
     logical, usable = card.get("logical_cpus") or 1, card.get("usable_cpus") or 1
     if usable >= logical or usable == 1:
         return None
@@ -76,7 +99,8 @@ def _cpu_limit(card: dict[str, Any], summary: Summary) -> Finding | None:
         0.9 * (1 - usable / logical))
 
 
-def _gil_threads(card: dict[str, Any], summary: Summary) -> Finding | None:
+def _gil_threads(run: Evidence) -> Finding | None:
+    card, summary = run.card, run.summary
     threads = summary.best("python", "threads")
     processes = summary.best("python", "WorkerPool")
     if not card.get("gil_enabled", True) or threads is None or processes is None:
@@ -97,7 +121,8 @@ def _gil_threads(card: dict[str, Any], summary: Summary) -> Finding | None:
         max(0.0, 1 - speedup / processes[1]))
 
 
-def _small_tasks(card: dict[str, Any], summary: Summary) -> Finding | None:
+def _small_tasks(run: Evidence) -> Finding | None:
+    summary = run.summary
     table = summary.task_size
     points = table.efficiency.get("ProcessPoolExecutor", {})
     if len(points) < 2:
@@ -123,7 +148,8 @@ def _small_tasks(card: dict[str, Any], summary: Summary) -> Finding | None:
         points[large] - points[small])
 
 
-def _blas_oversubscription(card: dict[str, Any], summary: Summary) -> Finding | None:
+def _blas_oversubscription(run: Evidence) -> Finding | None:
+    card, summary = run.card, run.summary
     blas = summary.blas
     if blas is None or blas.oversubscription_slowdown < 1.15:
         return None
@@ -140,7 +166,8 @@ def _blas_oversubscription(card: dict[str, Any], summary: Summary) -> Finding | 
         1 - 1 / blas.oversubscription_slowdown)
 
 
-def _slow_start_method(card: dict[str, Any], summary: Summary) -> Finding | None:
+def _slow_start_method(run: Evidence) -> Finding | None:
+    card, summary = run.card, run.summary
     method = summary.start_method or card.get("start_method")
     first = summary.first_result_seconds
     if method not in ("spawn", "forkserver") or method not in first:
@@ -161,7 +188,8 @@ def _slow_start_method(card: dict[str, Any], summary: Summary) -> Finding | None
         min(0.5, extra / (extra + 1.0)))  # the share of a one-second job
 
 
-def _noisy(card: dict[str, Any], summary: Summary) -> Finding | None:
+def _noisy(run: Evidence) -> Finding | None:
+    summary = run.summary
     worst, where = 0.0, ""
     for workload, table in summary.speedup.items():
         for executor, points in table.items():
@@ -180,17 +208,157 @@ def _noisy(card: dict[str, Any], summary: Summary) -> Finding | None:
         min(0.3, worst / 4))
 
 
+# --- the hardware and its neighbours ---
+
+
+def _coarse_speedup(summary: Summary, workers: int) -> float | None:
+    """The pure-Python process speedup at ``workers`` (WorkerPool, else ProcessPoolExecutor)."""
+    table = summary.speedup.get("python", {})
+    for executor in ("WorkerPool", "ProcessPoolExecutor"):
+        point = table.get(executor, {}).get(workers)
+        if point is not None:
+            return point.median
+    return None
+
+
+def _shared_cores(run: Evidence) -> Finding | None:
+    card, summary = run.card, run.summary
+    usable = card.get("usable_cpus") or 1
+    if usable < 2:
+        return None
+    speedup = _coarse_speedup(summary, usable)
+    measured = "" if speedup is None else (
+        f"; pure-Python work on {usable} processes reached {speedup:.2f}×")
+    if card.get("usable_share_cores"):
+        return Finding(
+            "smt", "Some usable CPUs are hyper-threads of the same physical core",
+            f"the OS shows {card.get('threads_per_core')} logical CPUs per core, and the CPUs "
+            f"this process may use include siblings{measured}. Two hyper-threads share one "
+            "core's execution units: the second one adds far less than a whole core.",
+            "Count physical cores, not logical CPUs, when you size a pool for CPU-bound "
+            "work (`psutil.cpu_count(logical=False)`); on a cloud VM, a vCPU is usually one "
+            "hyper-thread, so 2 vCPUs may be one core.",
+            0.0 if speedup is None else max(0.0, 1 - speedup / usable))
+    if speedup is None or not card.get("virtualisation") or speedup >= 0.8 * min(usable, 2) \
+            or card.get("threads_per_core") not in (None, 1):
+        return None
+    two = _coarse_speedup(summary, 2)
+    if two is None or two >= 1.6:
+        return None
+    quiet = [c for c in run.conditions.values()
+             if (c.steal_share or 0) < 0.02 and (c.others_cpus or 0) < 0.25]
+    if run.conditions and not quiet:
+        return None  # steal or other programs explain it: their own findings say so
+    return Finding(
+        "smt-suspected", "The virtual CPUs may share physical cores on the host",
+        f"this is a virtual machine ({card.get('virtualisation')}) and the OS inside shows one "
+        f"thread per core, which a VM cannot be trusted to show; yet a coarse pure-Python "
+        f"job on 2 processes reached only {two:.2f}×, with no steal or other load measured "
+        "to explain it. Two vCPUs that are the two hyper-threads of one host core behave "
+        "exactly like this; the scaling itself is the evidence.",
+        "Ask the provider how its vCPUs map to cores (many sell one hyper-thread per "
+        "vCPU), or choose an instance type with dedicated cores; expect about one core's "
+        "worth per two vCPUs.",
+        max(0.0, 1 - two / 2))
+
+
+def _clock_drop(run: Evidence) -> Finding | None:
+    scaling = run.conditions.get("scaling")
+    drop = None if scaling is None else scaling.clock_drop
+    if drop is None or drop < 0.1:
+        return None
+    return Finding(
+        "clock-drop", "The CPU clock slowed down while every core was busy",
+        f"during the scaling part the clock ranged from {min(scaling.clock_mhz):.0f} to "
+        f"{max(scaling.clock_mhz):.0f} MHz ({drop:.0%} lower at its slowest): one busy core "
+        "can run faster (boost) than all of them together, so N workers get less than N× "
+        "one worker's speed.",
+        "Plug a laptop in and pick a performance power profile; on a server, this is the "
+        "chip's boost at work: measure at the worker count you will run.",
+        min(0.5, drop))
+
+
+def _steal(run: Evidence) -> Finding | None:
+    worst = max(((c.steal_share or 0.0, part) for part, c in run.conditions.items()),
+                default=(0.0, ""))
+    if worst[0] < 0.03:
+        return None
+    return Finding(
+        "steal", "The virtual machine waited for its host (steal time)",
+        f"{worst[0]:.0%} of the CPU time during the {worst[1]} part was *stolen*: the "
+        "hypervisor gave this VM's virtual CPUs to other guests, so work here simply paused.",
+        "Run again at a quieter time, or on an instance with dedicated CPUs; steal above a "
+        "few per cent makes every timing here unreliable.",
+        min(0.5, 2 * worst[0]))
+
+
+def _other_programs(run: Evidence) -> Finding | None:
+    usable = run.card.get("usable_cpus") or 1
+    worst = max(((c.others_cpus or 0.0, part) for part, c in run.conditions.items()),
+                default=(0.0, ""))
+    if worst[0] < max(0.3, 0.15 * usable):
+        return None
+    return Finding(
+        "other-programs", "Other programs were using the CPUs",
+        f"during the {worst[1]} part, programs other than the benchmark kept about "
+        f"{worst[0]:.1f} of the {usable} usable CPUs busy on average: the workers took "
+        "turns with them.",
+        "Close other programs (browsers, builds, other notebooks) and run again; on a shared "
+        "workshop server, expect figures to vary with everyone else's load.",
+        min(0.6, worst[0] / usable))
+
+
+def _throttled(run: Evidence) -> Finding | None:
+    worst = max(((c.throttled_seconds or 0.0) / c.wall_seconds if c.wall_seconds else 0.0,
+                 part, c) for part, c in run.conditions.items()) if run.conditions else None
+    if worst is None or worst[0] < 0.02:
+        return None
+    share, part, conditions = worst
+    quota = run.card.get("cgroup_quota_cpus")
+    return Finding(
+        "throttled", "The container's CPU quota ran out, and the kernel paused it",
+        f"during the {part} part the cgroup was throttled in {conditions.throttled_periods} "
+        f"scheduling periods, {conditions.throttled_seconds:.2f} s in all "
+        f"({share:.0%} of the part's wall time); the quota is {_or_none(quota)}.",
+        "Run no more busy workers than the quota allows (the course's usable CPUs do), or "
+        "raise the container's CPU limit.",
+        min(0.6, share))
+
+
+def _imbalance(run: Evidence) -> Finding | None:
+    scaling = [r for r in run.records if r.get("experiment") == "scaling"
+               and r.get("executor") not in ("serial", "threads")]
+    if not scaling:
+        return None
+    top = max(r["workers"] for r in scaling)
+    if top < 2:
+        return None
+    per_worker = min(r["tasks"] for r in scaling if r["workers"] == top) / top
+    if per_worker >= 4:
+        return None
+    return Finding(
+        "imbalance", "Too few tasks per worker: the last round leaves workers idle",
+        f"the scaling job gave each of {top} workers only {per_worker:g} task(s): when one "
+        "task runs late (a slower core, a moment of other load), the others finish and wait, "
+        "so the speedup understates what the machine can do.",
+        "Give every worker many tasks (8 or more), or tasks of uneven size in random "
+        "order; this benchmark now does, so run it again to compare.",
+        min(0.3, 0.5 / per_worker))
+
+
 #: The ``cause`` of every Finding, in the order the checks run.
 CAUSE_IDS = ("one-cpu", "cpu-limit", "gil-threads", "small-tasks", "blas-oversubscription",
-             "slow-start", "noisy")
+             "slow-start", "noisy", "smt", "smt-suspected", "clock-drop", "steal",
+             "other-programs", "throttled", "imbalance")
 CAUSES = (_one_cpu, _cpu_limit, _gil_threads, _small_tasks, _blas_oversubscription,
-          _slow_start_method, _noisy)
+          _slow_start_method, _noisy, _shared_cores, _clock_drop, _steal, _other_programs,
+          _throttled, _imbalance)
 
 
 def why_no_speedup(document: dict[str, Any]) -> list[Finding]:
     """Every cause the benchmark result shows evidence of, biggest impact first."""
-    card, summary = document.get("machine", {}), Summary.from_json(document.get("summary", {}))
-    findings = [f for cause in CAUSES if (f := cause(card, summary)) is not None]
+    run = Evidence.of(document)
+    findings = [f for cause in CAUSES if (f := cause(run)) is not None]
     return sorted(findings, key=lambda f: f.impact, reverse=True)
 
 

@@ -11,7 +11,12 @@
         event-loop     the asyncio loop's worst lag while CPU work runs inline vs offloaded
         start-methods  time to first result of a fresh pool, per start method
         blas           NumPy matmul in processes: BLAS threads left alone vs one per worker
-    ──> one JSON document: records (Measurement), a summary, the mode, full machine metadata
+    ──> one JSON document: records (Measurement), a summary, the mode, full machine metadata,
+        and per part the conditions it ran in (clock samples, steal, other programs' CPU,
+        cgroup throttling: ``helpers.core.hardware``)
+
+Every part gives each worker at least ``MIN_TASKS_PER_WORKER`` tasks, so a many-core
+machine is not measured on a job that leaves half its workers idle for the last round.
 
 It needs NumPy and joblib (installed with the course), not Jupyter or Dask, so it runs
 on a bare server. In a notebook, run it part by part (``CourseBenchmark.run(part)``):
@@ -34,7 +39,7 @@ from typing import Any, TextIO
 
 from helpers.bench import diagnosis
 from helpers.bench.schema import Blas, Range, SpeedupPoint, Summary, TaskSizeTable
-from helpers.core import config, machine, measure, workloads
+from helpers.core import config, hardware, machine, measure, workloads
 from helpers.core.measure import Measurement
 from helpers.experiments import eventloop, executors, pool_overhead, strong_scaling
 from helpers.pool import WorkerPool
@@ -45,6 +50,12 @@ SCALING_WORKLOADS = ("python", "sha256")
 SCALING_EXECUTORS = ("threads", "WorkerPool", "ProcessPoolExecutor", "joblib")
 LOOP_STRATEGIES = ("inline", "WorkerPool")
 KIND = "course-benchmark"
+#: The fewest tasks every worker gets in the scaling and task-size parts (quick, full).
+#: With 2, one worker that finishes a task late can leave the others idle for up to half
+#: the job (load imbalance); with 4, a quarter; with 8, an eighth.
+MIN_TASKS_PER_WORKER = {"quick": 4, "full": 8}
+#: Plans of this version are comparable with each other; older results are marked.
+PLAN_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,8 @@ class Plan:
     task_size_job_seconds: float
     loop_cpu_task_seconds: float
     blas_tasks_per_worker: int
+    min_tasks_per_worker: int = MIN_TASKS_PER_WORKER["full"]
+    plan_version: int = PLAN_VERSION
 
     @classmethod
     def make(cls, quick: bool | None = None, repeats: int | None = None,
@@ -78,9 +91,10 @@ class Plan:
         if quick:  # at most four worker counts: 1, 2, half and all of the usable CPUs
             counts = sorted({1, min(2, usable), max(1, usable // 2), usable})
             return cls("quick", repeats, counts, method, 0.02, 4.0, (0.1, 1.0, 10.0), 0.25,
-                       0.15, 2)
+                       0.15, 2, MIN_TASKS_PER_WORKER["quick"])
         return cls("full", repeats, counts, method, 0.05, 60.0,
-                   (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0), 1.0, 0.5, 4)
+                   (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0), 1.0, 0.5, 4,
+                   MIN_TASKS_PER_WORKER["full"])
 
 
 def _record(plan: Plan, experiment: str, executor: str, workers: int, workload: str,
@@ -133,13 +147,15 @@ def scaling_job(plan: Plan) -> tuple[int, float]:
     """(tasks, seconds per task) so that every configuration of one workload fits the budget.
 
     A run on ``p`` workers takes about ``tasks × task_seconds / p``, except threads on
-    pure Python, which take the serial time (the GIL). At least two tasks per worker
-    at the largest count; many CPUs therefore get shorter tasks, never under 2 ms.
+    pure Python, which take the serial time (the GIL). At least ``min_tasks_per_worker``
+    tasks per worker at the largest count; many CPUs therefore get shorter tasks, never
+    under 2 ms.
     """
     top = max(plan.workers)
     share = plan.repeats * (1 + len(plan.workers)
                             + (len(SCALING_EXECUTORS) - 1) * sum(1 / p for p in plan.workers))
-    tasks = max(2 * top, int(plan.scaling_budget_seconds / share / plan.scaling_task_seconds))
+    tasks = max(plan.min_tasks_per_worker * top,
+                int(plan.scaling_budget_seconds / share / plan.scaling_task_seconds))
     tasks = math.ceil(tasks / top) * top  # a multiple of the largest worker count
     task_seconds = min(plan.scaling_task_seconds,
                        max(0.002, plan.scaling_budget_seconds / share / tasks))
@@ -187,7 +203,8 @@ def task_size(plan: Plan, say: Callable[[str], None]) -> list[Measurement]:
                    for executor in ("serial", *pools)]
         for repeat, (size_ms, executor) in measure.interleaved(configs, plan.repeats):
             units = calibration.units_for(size_ms / 1000)
-            tasks = max(4 * workers, round(plan.task_size_job_seconds / (size_ms / 1000)))
+            tasks = max(plan.min_tasks_per_worker * workers,
+                        round(plan.task_size_job_seconds / (size_ms / 1000)))
             tasks = math.ceil(tasks / workers) * workers  # every worker gets as many
             start = time.perf_counter()
             if executor == "serial":
@@ -329,6 +346,7 @@ class CourseBenchmark:
         self.progress = progress
         self.records: list[Measurement] = []
         self.skipped: dict[str, str] = {}
+        self.conditions: dict[str, dict[str, Any]] = {}  # part -> hardware.Conditions
         self.seconds: dict[str, float] = {}
 
     def say(self, text: str) -> None:
@@ -346,7 +364,9 @@ class CourseBenchmark:
         self.say(f"{part} ({self.plan.mode} mode, {self.plan.repeats} repeats) …")
         start = time.perf_counter()
         self.records = [r for r in self.records if r.experiment not in _EXPERIMENTS[part]]
-        records = RUNNERS[part](self.plan, self.say)
+        with hardware.ConditionsMonitor() as monitor:
+            records = RUNNERS[part](self.plan, self.say)
+        self.conditions[part] = monitor.conditions.as_dict()
         self.records += records
         self.seconds[part] = time.perf_counter() - start
         self.say(f"{part}: done in {self.seconds[part]:.1f} s")
@@ -362,7 +382,7 @@ class CourseBenchmark:
         metadata = machine.benchmark_metadata()
         return measure.result_document(
             KIND, self.records, metadata, mode=self.plan.mode, plan=asdict(self.plan),
-            parts_seconds=self.seconds, skipped=self.skipped,
+            parts_seconds=self.seconds, skipped=self.skipped, conditions=self.conditions,
             summary=summarize(self.records, metadata).to_json(),
         )
 
@@ -520,3 +540,15 @@ def report(document: dict[str, Any]) -> str:
     for rank, finding in enumerate(findings, 1):
         lines.append(f"  {rank}. {finding.title}: {finding.evidence} Fix: {finding.fix}")
     return "\n".join(lines)
+
+
+def plan_comparable(document: dict[str, Any]) -> str | None:
+    """Why a recorded result's plan cannot be compared with today's, or None if it can."""
+    version = document.get("plan", {}).get("plan_version", 1)
+    if version != PLAN_VERSION:
+        return (f"recorded with plan version {version} (this course's benchmark is version "
+                f"{PLAN_VERSION}, which gives every worker at least "
+                f"{MIN_TASKS_PER_WORKER['quick']} tasks in quick mode and "
+                f"{MIN_TASKS_PER_WORKER['full']} in full mode), so its scaling and task-size "
+                "figures are not like for like")
+    return None

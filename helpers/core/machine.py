@@ -15,6 +15,8 @@ cgroup files read (paths relative to ``root``, so tests can build fake trees):
   ``cpu.cfs_quota_us`` (-1: no limit) over ``cpu.cfs_period_us`` in
   ``/sys/fs/cgroup/cpu,cpuacct/some/path`` (or ``/sys/fs/cgroup/cpu/...``).
 
+What a "CPU" is here (a physical core, or one hyper-thread of one), how fast its clock
+runs, and who else uses it are :mod:`helpers.core.hardware`'s; the card shows them too.
 Why code may still not speed up here is the benchmark's diagnosis,
 :mod:`helpers.bench.diagnosis`.
 """
@@ -33,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from helpers.core import config
+from helpers.core import config, hardware
 
 # --- CPUs ---
 
@@ -324,6 +326,11 @@ class MachineCard:
     blas: list[dict[str, Any]] = field(default_factory=list)
     virtualisation: str | None = None
     container: str | None = None
+    threads_per_core: int | None = None  # SMT: 2 means two "CPUs" per physical core
+    usable_share_cores: bool | None = None  # the usable CPUs include siblings of one core
+    hybrid_cores: dict[str, int] | None = None  # performance / efficiency cores
+    clock_mhz: float | None = None  # when the card was read
+    clock_max_mhz: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -342,6 +349,12 @@ class MachineCard:
             ("container CPU quota (cgroup)",
              "none" if self.cgroup_quota_cpus is None else f"{self.cgroup_quota_cpus:g} CPUs"),
             ("physical cores", _or_unknown(self.physical_cores)),
+            ("logical CPUs per physical core (SMT)", _or_unknown(self.threads_per_core)),
+            ("usable CPUs that share a physical core", _shares(self.usable_share_cores)),
+            ("performance / efficiency cores", "not a hybrid CPU, or not shown"
+             if self.hybrid_cores is None else
+             f"{self.hybrid_cores['performance']} / {self.hybrid_cores['efficiency']}"),
+            ("clock now / maximum", _clock(self.clock_mhz, self.clock_max_mhz)),
             ("usable CPUs: the course's default worker count", str(self.usable_cpus)),
             ("Python", f"{self.python} ({self.implementation})"),
             ("free-threaded build", "yes" if self.free_threaded_build else "no"),
@@ -375,10 +388,25 @@ def _or_unknown(value: object) -> str:
     return "unknown" if value is None else str(value)
 
 
+def _shares(value: bool | None) -> str:
+    if value is None:
+        return "unknown"
+    return "yes: some are hyper-threads of one core" if value else "none, as far as the OS shows"
+
+
+def _clock(now: float | None, top: float | None) -> str:
+    if now is None and top is None:
+        return "unknown"
+    return f"{_or_unknown(None if now is None else round(now))} / " \
+           f"{_or_unknown(None if top is None else round(top))} MHz"
+
+
 def machine_card(root: Path | str = "/") -> MachineCard:
     """Read the machine card for this kernel."""
     memory = memory_bytes()
     shm = shm_bytes()
+    cores = hardware.topology(root)
+    speed = hardware.clock(root)
     return MachineCard(
         machine_id=machine_id(),
         cpu_model=cpu_model(),
@@ -399,4 +427,9 @@ def machine_card(root: Path | str = "/") -> MachineCard:
         blas=blas_threadpools(),
         virtualisation=virtualisation(root),
         container=container(root),
+        threads_per_core=cores.threads_per_core,
+        usable_share_cores=cores.usable_share_cores,
+        hybrid_cores=hardware.hybrid_cores(root),
+        clock_mhz=speed.current_mhz,
+        clock_max_mhz=speed.max_mhz,
     )

@@ -13,7 +13,8 @@ The production pattern "event loop in front, processes behind": the loop only pa
 requests and writes answers, so it stays responsive, and CPU-heavy routes run in
 parallel in a pool. The pool's queue is bounded: with ``max_in_flight`` CPU requests
 already running or waiting, the next one is answered ``503 Service Unavailable`` (with
-``Retry-After``) at once, instead of waiting in a queue that only grows (load shedding). Both modes run the same WSGI app as :mod:`helpers.servers.prefork`.
+``Retry-After``) at once, instead of waiting in a queue that only grows (load shedding).
+Both modes run the same WSGI app as :mod:`helpers.servers.prefork`.
 Requests are HTTP/1.0 (one per connection); a slow client is dropped after
 ``request_timeout``; bad requests get a 4xx. Loopback only.
 """
