@@ -11,9 +11,9 @@
 The model, for ``n`` tasks of ``t`` seconds carrying ``b`` bytes each, on ``p`` workers:
 
 - serial: ``n·t``
-- threads: ``n·t`` when the work holds the GIL (pure Python on a normal build);
+- threads: ``n·t`` when the work holds the GIL (pure Python with the GIL on);
   ``max(n·t/p, n·h_thread) + t`` when it releases the GIL (hashlib, zlib, NumPy) or
-  the build is free-threaded (``t``: the last task finishing alone). Threads share
+  the kernel runs with the GIL off (``t``: the last task finishing alone). Threads share
   memory, so payloads cost nothing to send.
 - processes, in chunks of ``k`` tasks: ``start + max(n·t/p', n·(h/k + b·c)) + k·t``,
   where the parent hands out chunks one after another (``h`` each), pickles every
@@ -21,9 +21,9 @@ The model, for ``n`` tasks of ``t`` seconds carrying ``b`` bytes each, on ``p`` 
   at all, and ``k·t`` is the last chunk finishing alone.
 
 It is a model: it leaves out shared caches, memory bandwidth, turbo clocks and noisy
-neighbours, so it is optimistic on many cores (the course's 16-CPU reference machine
-reached about 10× where it predicts nearly 16×). Notebook 08 checks it against
-measured runs. Parent side only (standard library).
+neighbours, so it is optimistic on many cores. Notebook 08 checks it against measured
+runs, and draws it beside the reference machines' measured speedups (``data/reference``).
+Parent side only (standard library).
 """
 
 from __future__ import annotations
@@ -168,7 +168,8 @@ def advise(task_seconds: float, *, payload_bytes: int = 0, cpus: int | None = No
     ``task_seconds``: one task's work; ``payload_bytes``: data each task carries to
     its worker; ``cpus``: CPUs you may use (default: this kernel's usable CPUs);
     ``gil_releasing``: the work runs in C that releases the GIL (hashlib, zlib,
-    Pillow, NumPy). A free-threaded Python counts as GIL-releasing for all work.
+    Pillow, NumPy). A free-threaded Python running with the GIL off counts as
+    GIL-releasing for all work (read when ``advise`` is called).
     ``model``: the costs (default: measured on this machine, once per kernel).
     """
     _check("task_seconds", task_seconds, positive=True)
@@ -227,7 +228,7 @@ def _explain(best: str, task_seconds: float, payload_bytes: int, tasks: int, wor
                        "as fast as the workers do it. Send names, not bytes (shared memory, "
                        "a file), or use threads if the work releases the GIL.")
     if releases:
-        why = "the build is free-threaded" if free_threaded else "the work releases the GIL"
+        why = "the GIL is off on this kernel" if free_threaded else "the work releases the GIL"
         reasons.append(f"Threads can run in parallel here ({why}), share memory (payloads "
                        "cost nothing to send) and start instantly.")
     else:

@@ -110,7 +110,8 @@ def compare(python_seconds: float | None = None, repeats: int | None = None,
         for repeat, name in measure.interleaved(list(ways), repeats):
             seconds, labels = measure.timed(ways[name])
             rows.append({"way": name, "points": n, "repeat": repeat, "seconds": seconds,
-                         "same_labels": labels == expected})
+                         "same_labels": labels == expected, "workers": workers,
+                         "start_method": config.start_method()})
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return rows

@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from helpers.core import config, machine, paths, workloads
@@ -68,22 +69,83 @@ def smaller_machine(cpus: set[int] | None = None, measure_job: bool = True,
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def what_this_process_sees() -> dict[str, Any]:
-    """The three answers to "how many CPUs?", as this process sees them."""
-    card = machine.machine_card()
+def cpu_count_override(version: tuple[int, int] | None = None,
+                       xoptions: Mapping[str, Any] | None = None,
+                       environ: Mapping[str, str] | None = None) -> str | None:
+    """What overrides Python's CPU counts in this process (3.13+), or None.
+
+    ``-X cpu_count=N`` (kept in ``sys._xoptions``) wins over ``PYTHON_CPU_COUNT``; Pythons
+    before 3.13 ignore both, and so does this function for them. The arguments default
+    to this process's own (tests pass others).
+    """
+    if (version or sys.version_info[:2]) < (3, 13):
+        return None
+    option = (sys._xoptions if xoptions is None else xoptions).get("cpu_count")
+    if isinstance(option, str) and option != "default":
+        return f"-X cpu_count={option}"
+    variable = (os.environ if environ is None else environ).get("PYTHON_CPU_COUNT", "").strip()
+    if variable and variable != "default":
+        return f"PYTHON_CPU_COUNT={variable}"
+    return None
+
+
+def default_process_workers(version: tuple[int, int] | None = None,
+                            platform: str | None = None) -> int:
+    """How many workers ``ProcessPoolExecutor()`` starts when given no ``max_workers``.
+
+    The documented rule: ``os.process_cpu_count()`` from Python 3.13, ``os.cpu_count()``
+    before; at most 61 on Windows.
+    """
+    version = version or sys.version_info[:2]
+    counter = getattr(os, "process_cpu_count", None) if version >= (3, 13) else None
+    workers = (counter() if counter else os.cpu_count()) or 1
+    return min(workers, 61) if (platform or sys.platform) == "win32" else workers
+
+
+def cpu_count_record() -> dict[str, Any]:
+    """Every answer to "how many CPUs?" this process gets, with the Python that gave them.
+
+    Plain data for :func:`helpers.view.explain_production.explain_cpu_counts`:
+    ``python`` (major, minor), ``platform``, ``cpu_count``, ``process_cpu_count``
+    (None before 3.13), ``affinity``, ``quota``, ``usable``, ``override`` and
+    ``default_workers`` (what ``ProcessPoolExecutor()`` starts).
+    """
     process_cpu_count = getattr(os, "process_cpu_count", None)  # Python 3.13+
     return {
-        "os.cpu_count()": os.cpu_count(),
-        "os.process_cpu_count()": process_cpu_count() if process_cpu_count else "(3.13+)",
-        "affinity (sched_getaffinity)": card.affinity_cpus,
-        "cgroup quota (CPUs)": card.cgroup_quota_cpus,
-        "usable (the course's answer)": card.usable_cpus,
+        "python": list(sys.version_info[:2]),
+        "platform": sys.platform,
+        "cpu_count": os.cpu_count(),
+        "process_cpu_count": process_cpu_count() if process_cpu_count else None,
+        "affinity": machine.affinity_cpus(),
+        "quota": machine.cgroup_cpu_quota(),
+        "usable": machine.usable_cpus(),
+        "override": cpu_count_override(),
+        "default_workers": default_process_workers(),
     }
 
 
-def time_job(workers: int, job_seconds: float) -> dict[str, Any]:
-    """Time one fixed CPU-bound job on a ``WorkerPool`` of ``workers`` processes."""
-    units = workloads.calibrate("python", budget_seconds=0.2).units_for(TASK_SECONDS)
+def what_this_process_sees(record: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The answers to "how many CPUs?", as this process sees them (a table's rows)."""
+    record = record or cpu_count_record()
+    return {
+        "os.cpu_count()": record["cpu_count"],
+        "os.process_cpu_count()": (record["process_cpu_count"]
+                                   if record["process_cpu_count"] is not None else "(3.13+)"),
+        "affinity (sched_getaffinity)": record["affinity"],
+        "cgroup quota (CPUs)": record["quota"],
+        "ProcessPoolExecutor() default workers": record["default_workers"],
+        "usable (the course's answer)": record["usable"],
+    }
+
+
+def time_job(workers: int, job_seconds: float, units: int | None = None) -> dict[str, Any]:
+    """Time one fixed CPU-bound job on a ``WorkerPool`` of ``workers`` processes.
+
+    ``units``: the work per task (default: calibrated now for ``TASK_SECONDS``). Pass the
+    same value for every worker count, so that each row times the same job.
+    """
+    if units is None:
+        units = workloads.calibrate("python", budget_seconds=0.2).units_for(TASK_SECONDS)
     tasks = max(workers, round(job_seconds / TASK_SECONDS))
     with WorkerPool(workers) as pool:
         for future in [pool.submit(workloads.sleep_io, 10) for _ in range(workers)]:
@@ -100,13 +162,16 @@ def time_job(workers: int, job_seconds: float) -> dict[str, Any]:
 
 def probe(measure_job: bool) -> dict[str, Any]:
     """What this (already restricted) process sees, and optionally the timed job."""
-    seen = what_this_process_sees()
-    result: dict[str, Any] = {"seen": seen, "cpu_count": os.cpu_count(),
-                              "usable": machine.usable_cpus(), "rows": []}
+    record = cpu_count_record()
+    result: dict[str, Any] = {"seen": what_this_process_sees(record), "record": record,
+                              "cpu_count": os.cpu_count(), "usable": machine.usable_cpus(),
+                              "start_method": config.start_method(), "rows": []}
     if measure_job:
         job = JOB_SECONDS[config.mode()]
         counts = sorted({1, os.cpu_count() or 1, 2 * (os.cpu_count() or 1)})
-        result["rows"] = [time_job(workers, job) for workers in counts]
+        # Calibrated once, before any pool starts: every row runs the same tasks.
+        units = workloads.calibrate("python", budget_seconds=0.2).units_for(TASK_SECONDS)
+        result["rows"] = [time_job(workers, job, units) for workers in counts]
     return result
 
 

@@ -498,8 +498,8 @@ def container_workers(answer: Any, smaller: Any) -> str:
     usable, counted = smaller["usable"], smaller["cpu_count"]
     if value == usable:
         return (f"{usable}: what the process may really use (its affinity; a cgroup quota too, "
-                "if there were one). More workers would only take turns: the job took as long "
-                "and every task took longer to finish.")
+                "if there were one). More workers would only take turns on those CPUs: they "
+                "cannot finish the job sooner, and each task takes longer to finish.")
     if value == counted and counted != usable:
         raise NotYet(f"os.cpu_count() says {counted}, but it counts the machine's CPUs, not the "
                      "ones this process may use. What did the smaller machine report as usable?")

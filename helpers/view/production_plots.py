@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
+from helpers.core import machine
 from helpers.core.measure import Spread
 from helpers.experiments import advisor
 from helpers.view.plots import CYCLE, PALETTE, STYLE
@@ -94,6 +95,7 @@ def decision_chart(model: advisor.CostModel, cpus: int, tasks: int = 1000,
     Colour: the advised choice; contours: its predicted speedup. ``cases`` (with
     ``task_seconds``, ``payload_bytes``, ``gil_releasing``, ``label``) are marked.
     """
+    gil = machine.gil_enabled()  # what advise() reads below, at the same moment
     task_sizes = np.logspace(-5, 0, 60)  # 10 µs .. 1 s
     payloads = np.concatenate([[0], np.logspace(2, 8, 50)])  # 0, 100 B .. 100 MB
     colours = ListedColormap([PALETTE["sky"], PALETTE["orange"], PALETTE["blue"]])
@@ -126,8 +128,7 @@ def decision_chart(model: advisor.CostModel, cpus: int, tasks: int = 1000,
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel("work per task (seconds)")
-            ax.set_title("work releases the GIL" if releasing else "pure Python (holds the GIL)",
-                         fontsize=12)
+            ax.set_title(_panel_title(releasing, gil), fontsize=12)
         axes[0].set_ylabel("payload per task (bytes; bottom row: none)")
         handles = [matplotlib.patches.Patch(color=c, label=n)
                    for c, n in zip(colours.colors, advisor.CHOICES, strict=True)]
@@ -136,6 +137,15 @@ def decision_chart(model: advisor.CostModel, cpus: int, tasks: int = 1000,
                      "contours: predicted speedup; stars: the cases measured above",
                      fontsize=13)
     return fig
+
+
+def _panel_title(releasing: bool, gil_enabled: bool) -> str:
+    """A decision-chart panel's title, true on this kernel (no GIL: both panels agree)."""
+    if releasing:
+        return "work releases the GIL"
+    if gil_enabled:
+        return "pure Python (holds the GIL)"
+    return "pure Python (GIL off on this kernel)"
 
 
 def money_plot(model: advisor.CostModel, measured: Mapping[str, Mapping[int, Spread]],

@@ -500,8 +500,8 @@ def _advice_experiment(task_seconds: float, payload_bytes: int, tasks: int, cpus
                                            gil_releasing)
         rows = production_patterns.check_advice([case], model, repeats=2)
         for row in rows:
-            row.pop("spread", None)
-            row.pop("median_seconds", None)
+            for hidden in production_patterns.ADVICE_HIDDEN:
+                row.pop(hidden, None)
     return advice, rows
 
 
