@@ -42,6 +42,17 @@ def test_scaling_plot_without_parallel_runs_has_no_model():
     assert not any("Amdahl" in label for label in labels(fig))
 
 
+def test_weak_scaling_plot_draws_gustafson_beside_amdahl():
+    from helpers.experiments.weak_scaling import WeakScalingResult
+
+    weak = WeakScalingResult("python", "process", "fork", 0.02, 4, 2,
+                             {1: [1.0, 1.0], 2: [1.05, 1.1]})
+    fig = plots.weak_scaling_plot(weak, fake_result({1: [1.0], 2: [0.6]}))
+    text = " ".join(labels(fig))
+    assert "weak: 4 tasks per worker" in text and "strong: one job of 8 tasks" in text
+    assert "min–max" in text and plots.to_png(fig).startswith(b"\x89PNG")
+
+
 def test_timeline_has_one_row_per_worker():
     fig = plots.timeline_plot(fake_result({1: [1.0]}).traces[2])
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["pid 0", "pid 1"]

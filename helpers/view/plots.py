@@ -91,6 +91,31 @@ def scaling_plot(
     return fig
 
 
+def weak_scaling_plot(weak: object, strong: ScalingResult | None = None) -> Figure:
+    """Gustafson beside Amdahl: the scaled speedup of a job that grows with the workers
+    (a :class:`~helpers.experiments.weak_scaling.WeakScalingResult`), and, if given, the
+    speedup of a fixed job measured on the same machine."""
+    scaled = weak.scaled_speedup()
+    top = max(scaled)
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(8, 5), layout="constrained")
+        ax = fig.add_subplot()
+        ax.plot(range(1, top + 1), range(1, top + 1), color=PALETTE["black"], linestyle=":",
+                label="ideal (p×)")
+        _draw_measured(ax, scaled, f"weak: {weak.tasks_per_worker} tasks per worker "
+                       "(scaled speedup)", PALETTE["green"])
+        if strong is not None:
+            _draw_measured(ax, strong.speedups(), f"strong: one job of {strong.tasks} tasks",
+                           PALETTE["blue"], marker="s")
+        ax.set_xlabel("workers")
+        ax.set_ylabel("work per second, over one worker")
+        ax.set_title("Weak scaling (Gustafson) beside strong scaling (Amdahl)")
+        ax.set_xlim(0.5, top + 0.5)
+        ax.set_ylim(0, top + 0.5)
+        ax.legend(loc="upper left")
+    return fig
+
+
 def _draw_measured(ax, points: Mapping[int, Spread], label: str, colour: str,
                    marker: str = "o") -> None:
     xs = sorted(points)
