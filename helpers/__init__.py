@@ -47,7 +47,7 @@ Which modules serve which notebook:
                            experiments.pools, .pool_overhead; tasks.faults
  06   the cluster pattern  servers.prefork, .asyncio_server, .demo_app, .gunicorn_run,
                            .loadgen; experiments.server_load
- 07   moving data          experiments.data_transfer; tasks.transfer
+ 07   moving data          experiments.data_transfer, .shm_ownership; tasks.transfer
  08   production patterns  experiments.production_patterns, .serial_first, .sizing,
                            .advisor; tasks.production; servers.job_runner;
                            view.production_plots, view.compare

@@ -11,6 +11,13 @@ from typing import Any
 
 #: Column labels for the identifiers that experiments use as keys in their result rows.
 LABELS = {
+    "exit_status": "exit status",
+    "there_after_kill": "still there after the kill",
+    "gone_after_ms": "gone after (ms)",
+    "removed_by": "removed by",
+    "tracker": "resource tracker",
+    "message_bytes": "message (bytes)",
+    "out_of_band_bytes": "sent out of band (bytes)",
     "gave_up_after_s": "caller gave up after (s)",
     "cancel_worked": "cancel() worked",
     "stuck_ended_after_s": "stuck work ended after (s)",

@@ -1,2 +1,0 @@
-# Exercise 02.2: lost = expected - counted.
-answer_lost = racy.expected - racy.counted
