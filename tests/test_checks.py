@@ -179,21 +179,63 @@ def test_responsive_and_parallel_accepts_to_thread_when_the_run_had_the_gil_off(
     assert checks.responsive_and_parallel("chunks", fake_runs(gil_enabled=False)) is False
 
 
-def fake_run():
-    from helpers.experiments.eventloop import LoopRun
-    return LoopRun("inline", 2, 0.3, 0.2, 0.8, lag=[(0.1, 0.001), (0.5, 0.58), (0.9, 0.002)])
+OFFLOAD_SKELETON = """
+import asyncio
+
+from helpers.core import workloads
 
 
-def test_worst_lag_solution_passes(capsys):
-    namespace = run_solution("01_worst_lag_ms.py", {"inline_run": fake_run()})
-    assert checks.worst_lag_ms(namespace["answer_lag_ms"], fake_run()) is True
+async def answer_offload(pool, units):
+    loop = asyncio.get_running_loop()
+    return ...  # run workloads.python_loop(units) in `pool`, without blocking the loop
+"""
+
+BLOCKING_OFFLOAD = """
+from helpers.core import workloads
 
 
-def test_worst_lag_in_seconds_gets_a_hint(capsys):
-    assert checks.worst_lag_ms(0.58, fake_run()) is False
-    assert "multiply by 1000" in shown(capsys)
-    assert checks.worst_lag_ms(3.0, fake_run()) is False
-    assert "largest lag" in shown(capsys)
+async def answer_offload(pool, units):
+    return workloads.python_loop(units)  # runs on the loop's own thread
+"""
+
+NOT_AWAITED_OFFLOAD = """
+import asyncio
+
+from helpers.core import workloads
+
+
+async def answer_offload(pool, units):
+    return pool.submit(workloads.python_loop, units).result()  # waits, blocking the loop
+"""
+
+
+def test_offloads_cpu_work_solution_passes(capsys):
+    namespace = run_solution("01_offloads_cpu_work.py", {})
+    assert checks.offloads_cpu_work(namespace["answer_offload"]) is True
+    assert "ran in the pool's worker" in shown(capsys)
+
+
+@pytest.mark.parametrize(("code", "hint"), [
+    (OFFLOAD_SKELETON, "not the task's result"),
+    (BLOCKING_OFFLOAD, "the pool ran nothing"),
+    (NOT_AWAITED_OFFLOAD, "something still blocked it"),
+])
+def test_offloads_cpu_work_wrong_answers(capsys, code, hint):
+    namespace: dict = {}
+    exec(compile(code, "learner", "exec"), namespace)
+    assert checks.offloads_cpu_work(namespace["answer_offload"]) is False
+    assert hint in shown(capsys)
+
+
+def test_offloads_cpu_work_refuses_a_plain_function_and_survives_an_error(capsys):
+    assert checks.offloads_cpu_work(lambda pool, units: 1) is False
+    assert "coroutine function" in shown(capsys)
+
+    async def broken(pool, units):
+        raise KeyError("oops")
+
+    assert checks.offloads_cpu_work(broken) is False
+    assert "raised KeyError" in shown(capsys)
 
 
 # --- notebook 02 ---
@@ -214,15 +256,66 @@ def test_releases_gil_wrong_answers(capsys, answer, hint):
     assert hint in shown(capsys)
 
 
-def test_lost_updates(capsys):
-    from helpers.experiments.races import RaceResult
-    racy = RaceResult(4, 1000, False, 4000, 1000, 0.1)
-    namespace = run_solution("02_lost_updates.py", {"racy": racy})
-    assert checks.lost_updates(namespace["answer_lost"], racy) is True
-    assert checks.lost_updates(1000, racy) is False
-    assert "how many arrived" in shown(capsys)
-    assert checks.lost_updates(-3000, racy) is False
-    assert "other way round" in shown(capsys)
+RACY_SKELETON = """
+import time
+
+
+def answer_add_safely(counter, lock, increments):
+    for _ in range(increments):
+        # Put these three lines under the lock, so no other thread gets between them:
+        current = counter.value
+        time.sleep(0)
+        counter.value = current + 1
+"""
+
+NO_SLEEP = """
+def answer_add_safely(counter, lock, increments):
+    for _ in range(increments):
+        counter.value += 1
+"""
+
+LOCK_TAKEN_TWICE = """
+import time
+
+
+def answer_add_safely(counter, lock, increments):
+    lock.acquire()
+    with lock:
+        time.sleep(0)
+"""
+
+
+def learner_function(code, name="answer_add_safely"):
+    """Define the learner's code as a notebook cell would (so inspect can read it)."""
+    import linecache
+
+    filename = f"<learner {abs(hash(code))}>"
+    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+    namespace: dict = {}
+    exec(compile(code, filename, "exec"), namespace)
+    return namespace[name]
+
+
+def test_race_fixed_solution_passes(capsys):
+    namespace = run_solution("02_race_fixed.py", {})
+    assert checks.race_fixed(namespace["answer_add_safely"]) is True
+    assert "All 1200 increments arrived" in shown(capsys)
+
+
+@pytest.mark.parametrize(("code", "hint"), [
+    (RACY_SKELETON, "were lost"),
+    (NO_SLEEP, "Keep `time.sleep(0)`"),
+])
+def test_race_fixed_wrong_answers(capsys, code, hint):
+    assert checks.race_fixed(learner_function(code)) is False
+    assert hint in shown(capsys)
+
+
+@pytest.mark.slow
+def test_race_fixed_survives_a_lock_taken_twice(capsys):
+    """A deadlocked learner thread cannot be stopped: the check gives up after 10 s."""
+    assert checks.race_fixed(learner_function(LOCK_TAKEN_TWICE)) is False
+    assert "had not finished after 10 s" in shown(capsys)
 
 
 # --- notebook 10 ---
@@ -424,6 +517,7 @@ def test_fastest_cell(capsys):
 TRANSFER_ROWS = [{"method": m, "bytes": 64 * 2**20, "seconds": s}
                  for m, s in (("pickle", 0.16), ("pickle 5, out-of-band", 0.05),
                               ("shared memory", 0.024), ("memory-mapped file", 0.022),
+                              ("copy into shared memory", 0.07),
                               ("thread (no copy)", 0.017))] + \
                 [{"method": "shared memory", "bytes": 256 * 2**20, "skipped": "too big"}]
 
@@ -436,6 +530,12 @@ def test_cheapest_process_method(capsys):
     assert checks.cheapest_process_method("pickle", TRANSFER_ROWS) is False
     assert "send only a name" in shown(capsys)
     assert checks.cheapest_process_method("thread (no copy)", TRANSFER_ROWS) is False
+    assert checks.cheapest_process_method("copy into shared memory", TRANSFER_ROWS) is False
+    assert "costs a copy" in shown(capsys)
+    tied = [dict(r, seconds=0.022) if r["method"] == "copy into shared memory" else r
+            for r in TRANSFER_ROWS]
+    assert checks.cheapest_process_method("copy into shared memory", tied) is True
+    assert "One copy into the segment" in shown(capsys)
 
 
 def test_who_unlinks(capsys):

@@ -191,3 +191,32 @@ def test_transfer_dashboard_measures_one_size():
     methods = {r["method"] for r in board.result}
     assert methods == {"shared memory", "thread (no copy)"}
     assert "MiB/s" in outputs_text(board)
+
+
+# --- the joblib dashboard (notebook 04) ---
+
+
+def test_joblib_dashboard_runs_one_configuration():
+    dashboard = widgets.JoblibDashboard()
+    dashboard.backend.value = "threading"
+    dashboard.n_jobs.value = 2
+    dashboard.batch_size.value = "10"
+    dashboard.task_ms.value = 1.0
+    dashboard.tasks.value = 40
+    dashboard.button.click()
+    assert dashboard.wait(timeout=120)
+    assert dashboard.result["backend"] == "threading" and dashboard.result["batch_size"] == 10
+    assert "image/png" in dashboard.output.outputs[0]["data"]
+    assert "**threading**" in str(dashboard.output.outputs[1]["data"])
+
+
+@pytest.mark.parametrize(("control", "value", "message"), [
+    ("task_ms", 0, "task size 0 ms is out of range"),
+    ("tasks", 100_000, "more than 20 s of serial work"),
+])
+def test_joblib_dashboard_bad_value(control, value, message):
+    dashboard = widgets.JoblibDashboard()
+    getattr(dashboard, control).value = value
+    dashboard.button.click()
+    assert dashboard.runs_started == 0
+    assert message in outputs_text(dashboard)

@@ -338,3 +338,57 @@ def _explain_one(run: LoopRun, inline: LoopRun | None) -> str:
                 "the server keeps answering, but all the work still runs on the loop's one "
                 "thread, one slice at a time, in competition with the requests.")
     return f"**{run.strategy}** ({numbers})."
+
+
+# --- a learner's offload, checked ---
+
+
+@dataclass(frozen=True)
+class OffloadCheck:
+    """What happened when a learner's ``offload(pool, units)`` coroutine ran one CPU task."""
+
+    returned: Any
+    expected: int
+    worst_lag: float
+    cpu_seconds: float
+    pool_tasks: int  # tasks the pool ran: 0 means the work ran somewhere else
+
+
+def check_offload(offload: Callable[[Any, int], Awaitable[Any]], task_seconds: float = 0.3,
+                  timeout: float = 30.0) -> OffloadCheck:
+    """Run ``await offload(pool, units)`` once beside a heartbeat, in a loop of its own
+    (also from a notebook, whose loop is already running), with a one-worker WorkerPool
+    that is shut down afterwards whatever the learner's code did."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    calibration = workloads.calibrate("python", budget_seconds=0.2)
+    units = calibration.units_for(task_seconds)
+
+    async def experiment() -> OffloadCheck:
+        pool = executors.make_executor("WorkerPool", 1, None)
+        try:
+            await asyncio.get_running_loop().run_in_executor(pool, workloads.sleep_io, 20)
+            samples: list[tuple[float, float]] = []
+            origin = time.perf_counter()
+            beat = asyncio.create_task(_heartbeat(samples, origin))
+            await asyncio.sleep(0.05)
+            start = time.perf_counter()
+            try:
+                returned = await asyncio.wait_for(offload(pool, units), timeout)
+            finally:
+                elapsed = time.perf_counter() - start
+                await asyncio.sleep(4 * HEARTBEAT_SECONDS)  # a blocked beat wakes, late
+                beat.cancel()
+                await asyncio.gather(beat, return_exceptions=True)
+            ran = pool.stats().completed - 1  # less the warm-up task
+            return OffloadCheck(returned, workloads.python_loop(units),
+                                max((lag for _, lag in samples), default=0.0), elapsed, ran)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(experiment())
+    with ThreadPoolExecutor(max_workers=1) as thread:  # a fresh loop in another thread
+        return thread.submit(lambda: asyncio.run(experiment())).result()

@@ -111,6 +111,43 @@ def backends(workloads_: tuple[str, ...] = ("python", "sha256"), n_jobs: int | N
     return rows
 
 
+def one_configuration(workload: str = "python", backend: str = "loky", n_jobs: int = 2,
+                      batch_size: int | str = "auto", task_ms: float = 5.0, tasks: int = 200,
+                      repeats: int = 2) -> dict[str, Any]:
+    """One ``Parallel(n_jobs, backend, batch_size)`` job against a serial loop, repeated
+    and interleaved: a row like :func:`backends`' (notebook 04's dashboard)."""
+    from joblib import delayed
+
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r} is not one of: {', '.join(BACKENDS)}")
+    if batch_size != "auto" and not (isinstance(batch_size, int) and batch_size >= 1):
+        raise ValueError(f"batch_size must be \"auto\" or a whole number from 1, "
+                         f"got {batch_size!r}")
+    if not 0.01 <= task_ms <= 1000 or not 1 <= tasks <= 100_000 \
+            or tasks * task_ms > 20_000:
+        raise ValueError("task_ms must be 0.01 to 1000, tasks 1 to 100000, and the job "
+                         "(tasks × task_ms) at most 20 s of serial work")
+    calibration = workloads.calibrate(workload, budget_seconds=0.2)
+    fn, units = workloads.get(workload).function, calibration.units_for(task_ms / 1000)
+    times: dict[str, list[float]] = {"serial": [], backend: []}
+    with joblib_session(), _parallel(n_jobs=n_jobs, backend=backend,
+                                     batch_size=batch_size) as runner:
+        runner(delayed(workloads.sleep_io)(20) for _ in range(2 * n_jobs))  # start, not timed
+        for _, chosen in measure.interleaved(list(times), repeats):
+            start = time.perf_counter()
+            if chosen == "serial":
+                for _ in range(tasks):
+                    fn(units)
+            else:
+                runner(delayed(fn)(units) for _ in range(tasks))
+            times[chosen].append(time.perf_counter() - start)
+    s = measure.spread(a / b for a, b in zip(times["serial"], times[backend], strict=True))
+    return {"workload": workload, "backend": backend, "n_jobs": n_jobs,
+            "batch_size": batch_size, "tasks": tasks, "task_ms": task_ms,
+            "speedup": s.median, "low": s.low, "high": s.high,
+            "gil_enabled": machine.gil_enabled()}
+
+
 def explain_backends(rows: list[dict[str, Any]]) -> str:
     """Each backend's speedup per workload, then what threads did, by the recorded GIL state."""
     lines = [f"- {r['workload']}, **{r['backend']}**: {r['speedup']:.2f}× "

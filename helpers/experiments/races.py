@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -84,3 +85,36 @@ def lock_cost(increments: int = 200_000) -> tuple[float, float]:
         with lock:
             counter.value += 1
     return plain, (time.perf_counter() - start) / increments
+
+
+def run_adder(adder: Callable[[Counter, threading.Lock, int], object], threads: int = 4,
+              increments: int = 300, timeout: float = 10.0) -> RaceResult:
+    """Run a learner's ``adder(counter, lock, increments)`` on ``threads`` threads at once.
+
+    Raises the first exception a thread raised, or TimeoutError if the threads have not
+    finished after ``timeout`` seconds (a thread cannot be stopped: they are daemons, and
+    are left to finish or wait on their own).
+    """
+    counter, lock = Counter(), threading.Lock()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            adder(counter, lock, increments)
+        except BaseException as error:  # reported to the caller, not lost in a thread
+            errors.append(error)
+
+    workers = [threading.Thread(target=run, daemon=True, name=f"adder-{i}")
+               for i in range(threads)]
+    start = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    deadline = start + timeout
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.perf_counter()))
+    if any(worker.is_alive() for worker in workers):
+        raise TimeoutError(f"the threads had not finished after {timeout:g} s")
+    if errors:
+        raise errors[0]
+    return RaceResult(threads, increments, True, threads * increments, counter.value,
+                      time.perf_counter() - start)

@@ -217,6 +217,54 @@ def pool_dashboard() -> PoolDashboard:
     return PoolDashboard()
 
 
+class JoblibDashboard(ExperimentDashboard):
+    """Backend, n_jobs, batch size and task size → one joblib job against a serial loop."""
+
+    def __init__(self, run: Callable[..., Any] | None = None) -> None:
+        from helpers.experiments import joblib_runs
+
+        super().__init__(run or joblib_runs.one_configuration)
+        self.workload = W.Dropdown(options=["python", "sha256"], value="python",
+                                   description="workload")
+        self.backend = W.Dropdown(options=list(joblib_runs.BACKENDS), value="loky",
+                                  description="backend")
+        self.n_jobs = W.IntSlider(value=self.usable, min=1, max=2 * self.usable,
+                                  description="n_jobs")
+        self.batch_size = W.Dropdown(options=["auto", "1", "10", "100"], value="auto",
+                                     description="batch_size")
+        self.task_ms = W.FloatText(value=5.0, description="task (ms)")
+        self.tasks = W.IntText(value=200, description="tasks")
+
+    def controls(self) -> list[W.Widget]:
+        return [self.workload, self.backend, self.n_jobs, self.batch_size, self.task_ms,
+                self.tasks]
+
+    def parameters(self) -> dict[str, Any]:
+        _check_range("n_jobs", self.n_jobs.value, 1, 2 * self.usable)
+        _check_range("task size", self.task_ms.value, 0.01, 1000.0, " ms")
+        _check_range("tasks", self.tasks.value, 1, 100_000)
+        if self.tasks.value * self.task_ms.value > 20_000:
+            raise ValueError(f"{self.tasks.value} tasks × {self.task_ms.value:g} ms is more than "
+                             "20 s of serial work: use fewer or smaller tasks")
+        batch = self.batch_size.value
+        return {"workload": self.workload.value, "backend": self.backend.value,
+                "n_jobs": self.n_jobs.value, "batch_size": batch if batch == "auto" else int(batch),
+                "task_ms": self.task_ms.value, "tasks": self.tasks.value}
+
+    def draw(self, result: Any) -> list[Any]:
+        from helpers.experiments import joblib_runs
+
+        return [_png(plots.backend_plot([result])),
+                Markdown(joblib_runs.explain_backends([result])
+                         + f"\n\n{result['tasks']} tasks of {result['task_ms']:g} ms, "
+                           f"`batch_size={result['batch_size']!r}`.")]
+
+
+def joblib_dashboard() -> JoblibDashboard:
+    """A ready-to-display :class:`JoblibDashboard`."""
+    return JoblibDashboard()
+
+
 class LoopDashboard(ExperimentDashboard):
     """CPU task size and offload strategy → the loop-lag timeline and requests served."""
 

@@ -1,0 +1,96 @@
+"""Graded predictions: the learner commits to a number before an experiment, then
+compares it with what *their* run measured.
+
+A notebook asks for ``my_prediction = ...`` before the experiment and, after it, calls one
+of the functions here with the prediction and the run's result. Like the exercise checks
+(:mod:`helpers.view.checks`), they never raise: they show how close the prediction was,
+then why the number came out as it did, from the run's own numbers, and return True when
+the prediction was within :data:`CLOSE` of the measurement.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any
+
+from helpers.view.checks import report
+
+#: A prediction within this share of the measurement counts as close.
+CLOSE = 0.25
+
+PLACEHOLDER_HINT = ("Write your prediction in the cell *before* the experiment "
+                    "(`my_prediction = ...`), run the experiment, then run this cell: the point "
+                    "is to commit to a number first.")
+
+
+def graded(prediction: Any, measured: float, *, what: str, unit: str, why: str) -> bool:
+    """Show the prediction beside the measurement and ``why``; True when it was close."""
+    if prediction is Ellipsis:
+        return report(False, PLACEHOLDER_HINT)
+    if isinstance(prediction, bool) or not isinstance(prediction, (int, float)) \
+            or math.isnan(prediction):
+        return report(False, f"{what}: give a number, for example `my_prediction = 2` "
+                             f"(your prediction is {prediction!r}).")
+    gap = abs(prediction - measured) / abs(measured) if measured else abs(prediction)
+    said = (f"You predicted **{prediction:g}{unit}**; your run measured **{measured:.3g}{unit}**")
+    if gap <= CLOSE:
+        return report(True, f"{said}: close. {why}")
+    direction = "high" if prediction > measured else "low"
+    return report(False, f"{said}: {gap:.0%} too {direction}. {why}")
+
+
+def inline_lag_ms(prediction: Any, inline_run: Any) -> bool:
+    """Notebook 01: the worst loop lag (ms) while CPU work runs inline."""
+    task_ms = inline_run.cpu_task_seconds * 1000
+    why = (f"Inline, the loop cannot run until the coroutine doing the work reaches an "
+           f"`await`, so the heartbeat waits for a whole task: each one was about "
+           f"{task_ms:.0f} ms of CPU, and the worst lag is about that long.")
+    return graded(prediction, inline_run.max_lag * 1000, what="The worst lag in ms", unit=" ms",
+                  why=why)
+
+
+def thread_speedup(prediction: Any, result: Any, threads: int) -> bool:
+    """Notebook 02: the speedup of pure-Python work on ``threads`` threads."""
+    measured = result.speedups()[threads].median
+    if threads < 2:
+        why = "With one usable CPU there is no second CPU for a thread to use."
+    elif result.gil_enabled:
+        why = ("This run had the GIL on: only one thread runs Python bytecode at a time, so "
+               "pure-Python work cannot get faster with threads, however many there are.")
+    else:
+        why = (f"This run had the GIL off: the {threads} threads ran Python at the same time, "
+               "so the speedup could approach the number of threads.")
+    return graded(prediction, measured, what="The speedup", unit="×", why=why)
+
+
+def server_throughput(prediction: Any, rows: Any, workers: int, ms: float, usable: int) -> bool:
+    """Notebook 06: requests per second that ``workers`` pre-fork workers served."""
+    row = next(r for r in rows if r["workers"] == workers)
+    busy = min(workers, usable)
+    ceiling = busy * 1000 / ms
+    measured = row["throughput_per_s"]
+    why = (f"Each request needs {ms:g} ms of one CPU, so {busy} busy CPU(s) can serve at most "
+           f"{ceiling:.0f} requests/s; your run reached {measured / ceiling:.0%} of that. The "
+           "rest went to parsing, accepting connections and the load generator itself"
+           + (f", and {workers} workers can only take turns on {usable} CPUs."
+              if workers > usable else "."))
+    return graded(prediction, measured, what="Requests per second", unit="/s", why=why)
+
+
+def backend_speedup(prediction: Any, rows: Any, backend: str, workload: str) -> bool:
+    """Notebook 04: the speedup one joblib backend reached on one workload."""
+    row = next(r for r in rows if r["backend"] == backend and r["workload"] == workload)
+    gil_on = row.get("gil_enabled", True)
+    processes = statistics.median(r["speedup"] for r in rows if r["workload"] == workload
+                                  and r["backend"] != "threading")
+    if backend == "threading" and workload == "python" and gil_on:
+        why = ("With the GIL on, threads take turns running Python: about 1×, while the "
+               f"process backends reached a median {processes:.2f}× on the same work.")
+    elif backend == "threading":
+        why = ("These threads ran in parallel: the work released the GIL (or the GIL was "
+               f"off). The process backends reached a median {processes:.2f}×.")
+    else:
+        why = (f"{row['n_jobs']} worker processes can reach at most {row['n_jobs']}×; "
+               "sending every task and its result between processes costs some of that.")
+    return graded(prediction, row["speedup"], what="The speedup", unit="×", why=why)

@@ -1,0 +1,54 @@
+"""Graded predictions: close or not, the placeholder, bad input, and the reasons they give
+from the run's numbers (GIL on and off, more workers than CPUs)."""
+
+import pytest
+from test_threads_and_gil import fake_sweep
+
+from helpers.experiments.eventloop import LoopRun
+from helpers.view import predictions
+
+
+def shown(capsys):
+    return capsys.readouterr().out
+
+
+def test_a_close_prediction_and_a_far_one(capsys):
+    run = LoopRun("inline", 2, 0.3, 0.2, 0.8, lag=[(0.4, 0.29)])
+    assert predictions.inline_lag_ms(300, run) is True
+    text = shown(capsys)
+    assert "You predicted **300 ms**; your run measured **290 ms**: close" in text
+    assert "about 300 ms of CPU" in text
+    assert predictions.inline_lag_ms(5, run) is False
+    assert "98% too low" in shown(capsys)
+
+
+def test_the_placeholder_and_a_non_number(capsys):
+    run = LoopRun("inline", 2, 0.3, 0.2, 0.8, lag=[(0.4, 0.29)])
+    assert predictions.inline_lag_ms(..., run) is False
+    assert "*before* the experiment" in shown(capsys)
+    assert predictions.inline_lag_ms("fast", run) is False
+    assert "give a number" in shown(capsys)
+
+
+@pytest.mark.parametrize(("gil_enabled", "speedup", "expected"), [
+    (True, 1.0, "GIL on"), (False, 1.9, "GIL off")])
+def test_thread_speedup_follows_the_recorded_gil_state(capsys, gil_enabled, speedup, expected):
+    result = fake_sweep("python", speedup, gil_enabled=gil_enabled)
+    assert predictions.thread_speedup(speedup, result, 2) is True
+    assert expected in shown(capsys)
+
+
+def test_server_throughput_names_the_cpu_ceiling(capsys):
+    rows = [{"workers": w, "throughput_per_s": t} for w, t in ((1, 90.0), (4, 170.0))]
+    assert predictions.server_throughput(400, rows, 4, 10, 2) is False
+    text = shown(capsys)
+    assert "at most 200 requests/s" in text and "take turns on 2 CPUs" in text
+
+
+def test_backend_speedup(capsys):
+    rows = [{"workload": "python", "backend": b, "speedup": s, "n_jobs": 2, "gil_enabled": True}
+            for b, s in (("loky", 1.8), ("threading", 0.97), ("multiprocessing", 1.7))]
+    assert predictions.backend_speedup(1.0, rows, "threading", "python") is True
+    assert "take turns" in shown(capsys)
+    assert predictions.backend_speedup(2.0, rows, "loky", "python") is True
+    assert "at most 2×" in shown(capsys)
