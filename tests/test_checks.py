@@ -132,21 +132,59 @@ def test_task_timeout_wrong_answers(capsys, answer, hint):
     assert hint in shown(capsys)
 
 
-def test_crash_exception_solution_passes(capsys):
-    namespace = run_solution("05_crash_exception.py", {})
-    assert checks.crash_exception(namespace["answer_exception"]) is True
+REPLACE_SKELETON = """
+from concurrent.futures.process import BrokenProcessPool
+
+from helpers.pool.build_a_pool.step4_crashes import CrashSafePool
 
 
-def test_crash_exception_wrong_answers(capsys):
-    from concurrent.futures.process import BrokenProcessPool
+class AnswerPool(CrashSafePool):
+    def _replace(self, dead, futures):
+        dead["process"].join()
+        ...  # 1. fail the task the dead worker held: futures[dead["task"]]
+        ...  # 2. put a new worker (self._start()) in the dead one's place in self._workers
+        self.replaced += 1
+"""
 
-    from helpers.pool import TaskTimeout, WorkerCrashed
-    assert checks.crash_exception(BrokenProcessPool) is False
-    assert "most specific" in shown(capsys)
-    assert checks.crash_exception(TaskTimeout) is False
-    assert "running too long" in shown(capsys)
-    assert checks.crash_exception(WorkerCrashed(1, -9, 1)) is False
-    assert "not an instance" in shown(capsys)
+APPENDS_INSTEAD = """
+from concurrent.futures.process import BrokenProcessPool
+
+from helpers.pool.build_a_pool.step4_crashes import CrashSafePool
+
+
+class AnswerPool(CrashSafePool):
+    def _replace(self, dead, futures):
+        dead["process"].join()
+        futures[dead["task"]].set_exception(BrokenProcessPool("died"))
+        self._workers.append(self._start())  # the dead one stays in the list
+        self.replaced += 1
+"""
+
+
+def test_replaces_dead_worker_solution_passes(capsys):
+    namespace = run_solution("05_replaces_dead_worker.py", {})
+    assert checks.replaces_dead_worker(namespace["AnswerPool"]) is True
+    assert "the other three still returned" in shown(capsys)
+
+
+@pytest.mark.parametrize(("code", "hint"), [
+    (REPLACE_SKELETON, "never got a result or an error"),
+    (APPENDS_INSTEAD, "still in `self._workers`"),
+])
+def test_replaces_dead_worker_wrong_answers(capsys, code, hint):
+    namespace: dict = {}
+    exec(compile(code, "learner", "exec"), namespace)
+    assert checks.replaces_dead_worker(namespace["AnswerPool"]) is False
+    assert hint in shown(capsys)
+
+
+def test_replaces_dead_worker_refuses_what_is_not_a_pool(capsys):
+    from helpers.pool.build_a_pool.step4_crashes import CrashSafePool
+
+    assert checks.replaces_dead_worker(int) is False
+    assert "class AnswerPool(CrashSafePool)" in shown(capsys)
+    assert checks.replaces_dead_worker(type("AnswerPool", (CrashSafePool,), {})) is False
+    assert "write your own" in shown(capsys)
 
 
 # --- notebook 01 ---
@@ -514,28 +552,50 @@ def test_fastest_cell(capsys):
 
 # --- notebook 07 ---
 
-TRANSFER_ROWS = [{"method": m, "bytes": 64 * 2**20, "seconds": s}
-                 for m, s in (("pickle", 0.16), ("pickle 5, out-of-band", 0.05),
-                              ("shared memory", 0.024), ("memory-mapped file", 0.022),
-                              ("copy into shared memory", 0.07),
-                              ("thread (no copy)", 0.017))] + \
-                [{"method": "shared memory", "bytes": 256 * 2**20, "skipped": "too big"}]
+SHARE_SKELETON = """
+from multiprocessing import shared_memory
+
+from helpers.tasks import transfer
 
 
-def test_cheapest_process_method(capsys):
-    namespace = run_solution("07_cheapest.py", {"transfer_rows": TRANSFER_ROWS})
-    assert checks.cheapest_process_method(namespace["answer_method"], TRANSFER_ROWS) is True
-    assert checks.cheapest_process_method("shared memory", TRANSFER_ROWS) is True  # a tie
-    assert checks.cheapest_process_method(..., TRANSFER_ROWS) is False
-    assert checks.cheapest_process_method("pickle", TRANSFER_ROWS) is False
-    assert "send only a name" in shown(capsys)
-    assert checks.cheapest_process_method("thread (no copy)", TRANSFER_ROWS) is False
-    assert checks.cheapest_process_method("copy into shared memory", TRANSFER_ROWS) is False
-    assert "costs a copy" in shown(capsys)
-    tied = [dict(r, seconds=0.022) if r["method"] == "copy into shared memory" else r
-            for r in TRANSFER_ROWS]
-    assert checks.cheapest_process_method("copy into shared memory", tied) is True
-    assert "One copy into the segment" in shown(capsys)
+def answer_share(data, pool):
+    segment = shared_memory.SharedMemory(create=True, size=len(data))
+    try:
+        segment.buf[:len(data)] = data
+        return ...  # have a worker run transfer.checksum_segment(<its name>, len(data))
+    finally:
+        ...  # this process created the segment: close it, then unlink it
+"""
+
+SHARE_NO_UNLINK = SHARE_SKELETON.replace(
+    "return ...  # have", "return pool.submit(transfer.checksum_segment, segment.name, "
+    "len(data)).result()  # have").replace("...  # this process", "segment.close()  #")
+
+SHARE_NO_WORKER = SHARE_SKELETON.replace("return ...  # have", "return 0  # have")
+
+
+def test_shares_through_memory_solution_passes(capsys):
+    namespace = run_solution("07_shares_through_memory.py", {})
+    assert checks.shares_through_memory(namespace["answer_share"]) is True
+    assert "only a name" in shown(capsys)
+
+
+@pytest.mark.parametrize(("code", "hint"), [
+    (SHARE_SKELETON, "The pool ran nothing"),
+    (SHARE_NO_WORKER, "The pool ran nothing"),
+    (SHARE_NO_UNLINK, "never unlinked"),
+])
+def test_shares_through_memory_wrong_answers(capsys, code, hint):
+    """Every segment the learner's code leaves behind is removed by the check itself."""
+    from helpers.experiments import shm_ownership
+
+    namespace: dict = {}
+    exec(compile(code, "learner", "exec"), namespace)
+    before = shm_ownership.shm_entries()
+    assert checks.shares_through_memory(namespace["answer_share"]) is False
+    assert hint in shown(capsys)
+    if before is not None:
+        assert not {e for e in shm_ownership.shm_entries() - before if e.startswith("psm_")}
 
 
 def test_who_unlinks(capsys):

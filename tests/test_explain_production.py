@@ -366,6 +366,7 @@ def test_money_with_and_without_reference_machines():
     assert "less than the 50 ms it takes to start a pool here" in text
     fast_start = advisor.CostModel(60e-6, 2e-9, 0.004, 5e-6, "fork", "test")
     text = explain.explain_money(fast_start, {"reference: x": {1: spread([1.0])}})
+    assert "a *vCPU* is one hyper-thread" in text
     assert "No reference machine" in text and "while starting a pool takes 4 ms" in text
 
 
@@ -376,3 +377,16 @@ def test_decision_chart_titles_follow_the_gil(gil_off):
     fig = production_plots.decision_chart(MODEL, 4, tasks=100)
     titles = [ax.get_title() for ax in fig.axes[:2]]
     assert titles == ["pure Python (GIL off on this kernel)", "work releases the GIL"]
+
+
+@pytest.mark.parametrize(("per_core", "vm", "expected"), [
+    (2, None, "2 logical CPUs per physical core"),
+    (1, "KVM", "cannot be trusted to show"),
+    (1, None, "half of a physical core"),
+])
+def test_the_money_explanation_says_what_a_vcpu_is_on_this_machine(per_core, vm, expected):
+    import types
+
+    card = types.SimpleNamespace(threads_per_core=per_core, virtualisation=vm)
+    text = explain.explain_money(MODEL, {"reference: x": {1: spread([1.0])}}, card=card)
+    assert expected in text

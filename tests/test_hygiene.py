@@ -59,7 +59,7 @@ def exercise_checks(path) -> list[str]:
     for cell in load(path)["cells"]:
         source = "".join(cell["source"])
         if cell["cell_type"] == "code":
-            names += re.findall(r"^checks\.(\w+)\(answer", source, flags=re.MULTILINE)
+            names += re.findall(r"^checks\.(\w+)\([aA]nswer", source, flags=re.MULTILINE)
     return names
 
 
@@ -71,7 +71,7 @@ def test_every_notebook_ends_with_two_or_three_exercises(path):
     assert len(solutions) == len(checks_used), "every exercise needs its solution"
     cells = load(path)["cells"]
     last_check = max(i for i, c in enumerate(cells) if c["cell_type"] == "code"
-                     and re.search(r"^checks\.\w+\(answer", "".join(c["source"]), re.MULTILINE))
+                     and re.search(r"^checks\.\w+\([aA]nswer", "".join(c["source"]), re.MULTILINE))
     later_code = [c for c in cells[last_check + 1:] if c["cell_type"] == "code"]
     assert not later_code, "the exercises come last (only prose after them)"
 

@@ -7,6 +7,8 @@ Three kinds, each returning plain data for plots and tables:
 ``fault_demo``    one injected fault (a killed worker, an unpicklable argument, a task
                   that overruns) and what happened to the faulty task, to the others,
                   and to the pool afterwards
+``check_replace`` a learner's step-4 pool (its ``_replace``): one worker killed, then a job
+                  with a crashing task, each under a time limit; the pool is always stopped
 """
 
 from __future__ import annotations
@@ -185,3 +187,92 @@ def _cmdline(process: psutil.Process) -> list[str]:
         return process.cmdline()
     except psutil.Error:
         return []
+
+
+# --- a learner's crash handling (exercise 05.3) ---
+
+
+@dataclass
+class ReplaceCheck:
+    """What a learner's ``CrashSafePool._replace`` did with one dead worker, then a job."""
+
+    problem: str = ""  # empty when everything below held
+    task_error: BaseException | None = None  # what the dead worker's future got
+    dead_still_listed: bool = False
+    replacement_alive: bool = False
+    job_results: list[Any] = field(default_factory=list)
+    crashed_task_error: BaseException | None = None
+
+
+def check_replace(pool_class: type, start_method: str | None = None,
+                  timeout: float = 20.0) -> ReplaceCheck:
+    """Kill one worker of ``pool_class(2)``, call its ``_replace`` (in a thread, with a time
+    limit), then run a job whose second task exits its worker. Every process the pool
+    started is killed at the end, whatever the learner's code did."""
+    import threading
+    from concurrent.futures import Future
+
+    from helpers.tasks import faults
+
+    check = ReplaceCheck()
+    pool = pool_class(2, start_method)
+    started: list[Any] = [w["process"] for w in pool._workers]
+    try:
+        dead = pool._workers[0]
+        dead["process"].kill()
+        dead["process"].join(5)
+        dead["task"] = 0
+        futures = [Future()]
+        outcome: list[BaseException] = []
+
+        def replace() -> None:
+            try:
+                pool._replace(dead, futures)
+            except BaseException as error:  # shown to the learner
+                outcome.append(error)
+
+        thread = threading.Thread(target=replace, daemon=True)
+        thread.start()
+        thread.join(timeout)
+        started += [w["process"] for w in pool._workers]
+        if thread.is_alive():
+            check.problem = f"`_replace` had not returned after {timeout:g} s"
+            return check
+        if outcome:
+            check.problem = f"`_replace` raised {type(outcome[0]).__name__}: {outcome[0]}"
+            return check
+        check.task_error = futures[0].exception(0) if futures[0].done() else None
+        check.dead_still_listed = any(w is dead for w in pool._workers)
+        check.replacement_alive = all(w["process"].is_alive() for w in pool._workers)
+        if check.task_error is None or check.dead_still_listed or not check.replacement_alive:
+            return check
+        results: list[Future] = []
+        job = threading.Thread(target=lambda: results.extend(
+            pool.run(faults.exit_or_report_pid, [None, 3, None, None])), daemon=True)
+        job.start()
+        job.join(timeout)
+        started += [w["process"] for w in pool._workers]
+        if job.is_alive() or len(results) != 4:
+            check.problem = f"a job with one crashing task had not finished after {timeout:g} s"
+            return check
+        check.crashed_task_error = results[1].exception(0)
+        check.job_results = [f.result(0) for i, f in enumerate(results) if i != 1]
+        return check
+    finally:
+        _disarm(pool)
+        started += [w["process"] for w in pool._workers]
+        for process in started:
+            if process.is_alive():
+                process.kill()
+            process.join(5)
+
+
+def _disarm(pool: Any) -> None:
+    """Make a learner's pool loop end, if a thread is still running it: no worker holds a
+    task any more (the loop's condition), and starting a replacement raises."""
+    def refuse() -> None:
+        raise RuntimeError("stopped by the exercise checker")
+
+    pool._start = refuse
+    for worker in pool._workers:
+        worker["task"] = None

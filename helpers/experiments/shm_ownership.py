@@ -24,6 +24,7 @@ say so. Listing every segment (:func:`shm_entries`) needs ``/dev/shm``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
@@ -369,3 +370,75 @@ def explain_leak_check(before: set[str] | None, after: set[str] | None,
                 "Something above left them behind.")
     return ("No segment in `/dev/shm` now that was not there before this section: nothing "
             "leaked. (The test suite checks the same after running the whole notebook.)")
+
+
+# --- a learner's hand-over (exercise 07.1) ---
+
+
+@dataclasses.dataclass
+class HandOverCheck:
+    """What a learner's ``share(data, pool)`` did with one shared-memory hand-over."""
+
+    problem: str = ""
+    returned: Any = None
+    expected: int = 0
+    created: list[str] = dataclasses.field(default_factory=list)  # segment names
+    unlinked: list[str] = dataclasses.field(default_factory=list)
+    closed: list[str] = dataclasses.field(default_factory=list)
+    worker_tasks: int = 0
+
+
+def check_hand_over(share: Any, size: int = 2**20, timeout: float = 30.0) -> HandOverCheck:
+    """Call ``share(data, pool)`` with ``size`` random bytes and a one-worker WorkerPool,
+    recording every segment it creates, closes and unlinks (by watching
+    ``shared_memory.SharedMemory`` for the length of the call). Whatever it leaves behind,
+    the check closes and unlinks afterwards; the pool is shut down."""
+    import concurrent.futures
+    import zlib
+
+    from helpers.pool import WorkerPool
+
+    data = os.urandom(size)
+    check = HandOverCheck(expected=zlib.adler32(data))
+    original = shared_memory.SharedMemory
+    made: list[shared_memory.SharedMemory] = []
+
+    class Watched(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            if kwargs.get("create") or (len(args) > 1 and args[1]):
+                made.append(self)
+                check.created.append(self.name)
+
+        def close(self) -> None:
+            super().close()
+            if self in made:
+                check.closed.append(self.name)
+
+        def unlink(self) -> None:
+            super().unlink()
+            check.unlinked.append(self.name)
+
+    pool = WorkerPool(1, mp_context=config.mp_context())
+    try:
+        pool.submit(abs, 1).result(timeout)  # started before the call
+        shared_memory.SharedMemory = Watched
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as caller:
+            call = caller.submit(share, data, pool)
+            try:
+                check.returned = call.result(timeout)
+            except concurrent.futures.TimeoutError:
+                check.problem = f"`share` had not returned after {timeout:g} s"
+            except Exception as error:
+                check.problem = f"`share` raised {type(error).__name__}: {error}"
+        check.worker_tasks = pool.stats().completed - 1
+    finally:
+        shared_memory.SharedMemory = original
+        pool.shutdown(wait=True, cancel_futures=True)
+        for segment in made:  # the learner's leftovers, removed
+            with contextlib.suppress(Exception):
+                segment.close()
+            if segment.name not in check.unlinked:
+                with contextlib.suppress(Exception):
+                    original.unlink(segment)
+    return check

@@ -49,6 +49,20 @@ def attach_shared_memory(name: str) -> shared_memory.SharedMemory:
     return shared_memory.SharedMemory(name=name)
 
 
+def checksum_segment(name: str, size: int) -> int:
+    """Attach to the segment called ``name``, checksum its first ``size`` bytes, detach
+    (exercise 07.1's worker: it gets a name, never the data)."""
+    segment = attach_shared_memory(name)
+    try:
+        view = segment.buf[:size]
+        try:
+            return zlib.adler32(view)
+        finally:
+            view.release()
+    finally:
+        segment.close()
+
+
 def filled_segment(size: int) -> shared_memory.SharedMemory:
     """A new segment of ``size`` bytes (this process owns it), filled with a pattern."""
     segment = shared_memory.SharedMemory(create=True, size=max(1, size))

@@ -417,24 +417,36 @@ def task_timeout_choice(answer: Any) -> str:
 
 
 @checker
-def crash_exception(answer: Any) -> str:
-    """Exercise 05.3: the exception a future gets when its worker is killed."""
-    from concurrent.futures.process import BrokenProcessPool
+def replaces_dead_worker(answer: Any) -> str:
+    """Exercise 05.3: the learner's ``_replace`` for step 4's pool, run against a killed
+    worker and then a job with a crashing task (time limits; processes always stopped)."""
+    from helpers.experiments import pools
+    from helpers.pool.build_a_pool.step4_crashes import CrashSafePool
 
-    from helpers.pool import TaskTimeout, WorkerCrashed
-
-    if answer is WorkerCrashed:
-        return ("`WorkerCrashed` names the dead worker and its signal or exit code; only the "
-                "tasks that worker held get it, and the pool carries on.")
-    if answer is BrokenProcessPool:
-        raise NotYet("True, but not the most specific answer: which subclass says that only "
-                     "this task failed and the pool carried on?")
-    if answer is TaskTimeout:
-        raise NotYet("TaskTimeout is for tasks the pool killed for running too long. Here "
-                     "something else killed the worker.")
-    if isinstance(answer, BaseException):
-        raise NotYet("Give the exception *class*, not an instance (no parentheses).")
-    raise NotYet("Look at the fault table above, or at `helpers.pool.__all__`.")
+    if not (isinstance(answer, type) and issubclass(answer, CrashSafePool)):
+        raise NotYet("Define `class AnswerPool(CrashSafePool):` with its own `_replace`.")
+    if answer._replace is CrashSafePool._replace:
+        raise NotYet("`AnswerPool` uses the course's `_replace`: write your own in the class.")
+    run = pools.check_replace(answer)
+    if run.problem:
+        raise NotYet(f"{run.problem}. Fail the dead worker's future, then start a new "
+                     "worker in its place; nothing in `_replace` needs to wait for long.")
+    if run.task_error is None:
+        raise NotYet("The dead worker's task never got a result or an error: call "
+                     "`futures[dead[\"task\"]].set_exception(...)`, or its caller waits for "
+                     "ever.")
+    if run.dead_still_listed:
+        raise NotYet("The dead worker is still in `self._workers`: put the new one "
+                     "(`self._start()`) in its place, at the same index.")
+    if not run.replacement_alive:
+        raise NotYet("After `_replace` the pool has no live worker in that place: start one "
+                     "with `self._start()`.")
+    if run.crashed_task_error is None or len(run.job_results) != 3:
+        raise NotYet("In a real job, the crashing task did not fail alone: check that each "
+                     "worker's task is the one its future belongs to.")
+    return (f"The killed worker's task failed with {type(run.task_error).__name__}, a new "
+            "worker took its place, and in a job where one task killed its worker the other "
+            "three still returned: one crash costs one task, which is all step 4 promises.")
 
 
 # --- notebook 06 ---
@@ -495,29 +507,36 @@ def restart_failures(answer: Any, run: Any) -> str:
 
 
 @checker
-def cheapest_process_method(answer: Any, rows: Any) -> str:
-    """Exercise 07.1: at the largest payload, the cheapest way to reach another *process*."""
-    top = max(r["bytes"] for r in rows if "seconds" in r and r["method"] != "thread (no copy)")
-    costs = {r["method"]: r["seconds"] for r in rows if "seconds" in r and r["bytes"] == top
-             and r["method"] != "thread (no copy)"}
-    best = min(costs, key=costs.get)
-    if not isinstance(answer, str) or answer not in costs:
-        raise NotYet(f"Answer with one of {sorted(costs)} (a string).")
-    if costs[answer] <= 1.1 * costs[best]:
-        said = f"{answer}: {costs[answer] * 1000:.1f} ms for {top / 2**20:g} MiB. "
-        if answer in ("shared memory", "memory-mapped file"):
-            return said + "Nothing is copied: the worker maps the same pages and reads them."
-        if answer == "copy into shared memory":
-            return said + ("One copy into the segment, then only its name travels: cheaper "
-                           "than pickling, dearer than data that is already in place.")
-        return said + "Within 10 % of the fastest here: a tie."
-    if answer == "copy into shared memory":
-        raise NotYet(f"{answer} took {costs[answer] * 1000:.1f} ms: copying the data in first "
-                     "costs a copy. Which way hands over data that is already in place?")
-    if answer.startswith("pickle"):
-        raise NotYet(f"{answer} took {costs[answer] * 1000:.1f} ms: every pickle-based way copies "
-                     "the bytes through a pipe. Which ways send only a name?")
-    raise NotYet(f"{answer} took {costs[answer] * 1000:.1f} ms; another way was faster.")
+def shares_through_memory(answer: Any) -> str:
+    """Exercise 07.1: the learner's ``share(data, pool)``: a segment created, filled, handed
+    to a worker by name, then closed and unlinked by its creator."""
+    from helpers.experiments import shm_ownership
+
+    if not callable(answer):
+        raise NotYet("Define `def answer_share(data, pool):` in the cell above.")
+    run = shm_ownership.check_hand_over(answer)
+    if run.problem:
+        raise NotYet(f"{run.problem}.")
+    if not run.created:
+        raise NotYet("No segment was created through `shared_memory.SharedMemory(create=True, "
+                     "size=...)`: create one, as the skeleton does.")
+    if run.worker_tasks < 1:
+        raise NotYet("The pool ran nothing: submit `transfer.checksum_segment` to `pool`, "
+                     "with the segment's *name* (`segment.name`) and the size.")
+    if run.returned != run.expected:
+        raise NotYet(f"It returned {run.returned!r}, not the checksum of the data: return "
+                     "what the worker's future gives back (`.result()`), and copy the data "
+                     "into `segment.buf` first.")
+    if not run.unlinked:
+        raise NotYet("The result is right, but the segment was never unlinked: it would stay "
+                     "in memory after your program ends (until a reboot, or the resource "
+                     "tracker's warning). Its creator unlinks it, in the `finally`.")
+    if set(run.created) - set(run.closed):
+        raise NotYet("Unlinked, but not closed: `segment.close()` releases this process's "
+                     "mapping; call it before `unlink()`.")
+    return ("The worker got only a name and read the bytes in place; the creator closed and "
+            "unlinked the segment in `finally`, so nothing is left behind even if the task "
+            "fails.")
 
 
 UNLINK_CHOICES = ("the process that created it", "every process that attached to it",

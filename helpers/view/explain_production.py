@@ -400,8 +400,9 @@ def explain_advice(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def explain_money(model: advisor.CostModel, measured: Mapping[str, Mapping[int, Spread]],
-                  tasks: int = 10_000) -> str:
-    """What the money plot shows: the model's speedups, and what each reference core did."""
+                  tasks: int = 10_000, card: Any = None) -> str:
+    """What the money plot shows: the model's speedups, what each reference core did, and
+    (given this kernel's machine card) what a cloud vCPU is."""
     at = {ms: [advisor.speedup_for_cores(ms / 1000, cores, tasks, model) for cores in (16, 64)]
           for ms in (0.1, 1, 30)}
     lines = ["The model's speedup on 16 and 64 cores: "
@@ -418,9 +419,30 @@ def explain_money(model: advisor.CostModel, measured: Mapping[str, Mapping[int, 
                  f"job scales: {tasks:,} tasks of 0.1 ms are only {work:g} s of work, which 64 "
                  f"cores would finish in {finish * 1e3:.0f} ms, {versus}.")
     lines += _reference_lines(measured)
+    lines.append(_vcpu_sentence(card))
     lines.append("Buy cores while the measured share per core is worth its price; past that, "
                  "make jobs bigger, vectorise, or accept the latency.")
-    return " ".join(lines)
+    return " ".join(line for line in lines if line)
+
+
+def _vcpu_sentence(card: Any) -> str:
+    """A cloud vCPU is usually one hyper-thread: what this kernel's card shows of that."""
+    text = ("Mind what a cloud price counts: on most instance types a *vCPU* is one "
+            "hyper-thread, half of a physical core, so two vCPUs of pure-Python workers do not "
+            "give two cores' worth.")
+    if card is None:
+        return text
+    per_core = getattr(card, "threads_per_core", None)
+    vm = getattr(card, "virtualisation", None)
+    if per_core and per_core > 1:
+        return text + (f" This machine shows {per_core} logical CPUs per physical core: "
+                       "count cores, not CPUs, for CPU-bound pools.")
+    if vm:
+        return text + (" This kernel runs in a virtual machine whose OS shows one thread per "
+                       "core, which a VM cannot be trusted to show: the 1-versus-2-worker "
+                       "scaling of a coarse job (notebook 10's diagnosis) is the evidence.")
+    return text
+
 
 
 def _reference_lines(measured: Mapping[str, Mapping[int, Spread]]) -> list[str]:
