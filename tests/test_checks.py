@@ -437,15 +437,36 @@ def test_throughput_ceiling_solution_passes_and_unit_slips_get_hints(capsys):
     assert "units" in shown(capsys)
 
 
-def test_restart_failures_checks_against_the_run(capsys):
-    from types import SimpleNamespace
+@pytest.mark.slow
+def test_gunicorn_config_solution_starts_gunicorn(capsys):
+    namespace = run_solution("06_gunicorn_config.py", {})
+    assert checks.gunicorn_config(namespace["answer_gunicorn"]) is True
+    assert "answered all 200 requests" in shown(capsys) or "Not started here" in shown(capsys)
 
-    run = SimpleNamespace(result=SimpleNamespace(failures=0))
-    namespace = run_solution("06_restart_failures.py", {"restart": run})
-    assert checks.restart_failures(namespace["answer_failures"], run) is True
-    assert checks.restart_failures(..., run) is False
-    assert checks.restart_failures(3, run) is False
-    assert "run.result.failures" in shown(capsys)
+
+@pytest.mark.parametrize(("change", "hint"), [
+    ({"workers": ...}, "Fill in every"),
+    ({"timeout": 1}, "slowest healthy request"),
+    ({"max_requests": 10, "max_requests_jitter": 1}, "below 100"),
+    ({"max_requests_jitter": 0}, "spreads the restarts"),
+    ({"timeout": "10"}, "whole number"),
+])
+def test_gunicorn_config_wrong_answers(capsys, change, hint):
+    from helpers.core import machine
+
+    answer = {"workers": machine.usable_cpus(), "timeout": 10, "max_requests": 500,
+              "max_requests_jitter": 50, **change}
+    assert checks.gunicorn_config(answer) is False
+    assert hint in shown(capsys)
+
+
+def test_gunicorn_config_names_the_io_rule(capsys, monkeypatch):
+    monkeypatch.setattr(checks.machine, "usable_cpus", lambda: 2)
+    answer = {"workers": 5, "timeout": 10, "max_requests": 500, "max_requests_jitter": 50}
+    assert checks.gunicorn_config(answer) is False
+    assert "2 × cores + 1" in shown(capsys)
+    assert checks.gunicorn_config({"workers": 2}) is False
+    assert "exactly these keys" in shown(capsys)
 
 
 # --- notebook 03 ---

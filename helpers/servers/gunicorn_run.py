@@ -47,8 +47,13 @@ class GunicornServer:
 
     def __init__(self, app: str = "helpers.servers.demo_app:app", workers: int = 2, *,
                  preload: bool = False, gc_freeze: bool = False, host: str = "127.0.0.1",
-                 env: dict[str, str] | None = None, timeout: int = 30) -> None:
+                 env: dict[str, str] | None = None, timeout: int = 30,
+                 max_requests: int = 0, max_requests_jitter: int = 0) -> None:
         validate.whole_number("workers", workers, 1, validate.MAX_SERVER_WORKERS)
+        validate.whole_number("timeout", timeout, 1, 3600)
+        validate.whole_number("max_requests", max_requests, 0)
+        validate.whole_number("max_requests_jitter", max_requests_jitter, 0)
+        self.max_requests, self.max_requests_jitter = max_requests, max_requests_jitter
         check_loopback(host)
         reason = available()
         if reason is not None:
@@ -65,6 +70,8 @@ class GunicornServer:
         command = [sys.executable, "-m", "helpers.servers.gunicorn_run", "--bind", f"fd://{fd}",
                    "--workers", str(self.workers), "--timeout", str(self.timeout),
                    "--graceful-timeout", "5", "--log-level", "warning",
+                   "--max-requests", str(self.max_requests),
+                   "--max-requests-jitter", str(self.max_requests_jitter),
                    *(["--preload"] if self.preload else []), self.app]
         self._process = subprocess.Popen(command, pass_fds=[fd], stdin=subprocess.PIPE,
                                          stderr=subprocess.PIPE, env=self.env, cwd=paths.REPO_ROOT)

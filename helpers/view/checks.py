@@ -489,18 +489,56 @@ def throughput_ceiling(answer: Any, usable: int, ms: float) -> str:
     raise NotYet("One CPU finishes 1000/ms requests per second; multiply by the CPUs.")
 
 
+GUNICORN_SETTINGS = ("workers", "timeout", "max_requests", "max_requests_jitter")
+
+
 @checker
-def restart_failures(answer: Any, run: Any) -> str:
-    """Exercise 06.3: how many requests failed during the rolling restart you ran."""
-    value = _number(answer, "The number of failed requests")
-    failures = run.result.failures
-    if value == failures:
-        if failures == 0:
-            return ("None: the new worker accepts from the same socket before the old one is "
-                    "told to finish its request and leave, so no connection is dropped.")
-        return (f"{failures}: more than the design promises; look at `run.result.failure_kinds()`"
-                " — on a very busy machine a request can time out.")
-    raise NotYet("Count them in the run: `run.result.failures` (the plot's legend says it too).")
+def gunicorn_config(answer: Any) -> str:
+    """Exercise 06.3: gunicorn settings for this machine, then gunicorn started with them
+    and loaded (Unix only; the server is always stopped)."""
+    from helpers.servers import gunicorn_run, prefork
+
+    if not isinstance(answer, dict) or set(answer) != set(GUNICORN_SETTINGS):
+        raise NotYet(f"Give a dict with exactly these keys: {', '.join(GUNICORN_SETTINGS)}.")
+    values = {key: answer[key] for key in GUNICORN_SETTINGS}
+    if any(v is Ellipsis for v in values.values()):
+        raise NotYet("Fill in every `...`.")
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise NotYet(f"{key} should be a whole number, not {value!r}.")
+    usable = machine.usable_cpus()
+    if values["workers"] != usable:
+        extra = (" 2 × cores + 1 is gunicorn's rule for workers that also wait on I/O."
+                 if values["workers"] == 2 * usable + 1 else "")
+        raise NotYet(f"{values['workers']} workers for a CPU-bound app on {usable} usable "
+                     f"CPU(s)? One per usable CPU keeps them all busy without taking turns."
+                     f"{extra}")
+    if not 2 < values["timeout"] <= 60:
+        raise NotYet(f"timeout={values['timeout']}: gunicorn kills a sync worker whose request "
+                     "runs longer than this. Give the slowest healthy request (2 s) room, but "
+                     "not so much that a stuck worker is gone for minutes: a few times 2 s.")
+    if values["max_requests"] < 100:
+        raise NotYet("max_requests below 100 restarts workers so often that starting them "
+                     "costs more than the leak: a few hundred to thousands is usual.")
+    if not 1 <= values["max_requests_jitter"] <= values["max_requests"] // 2:
+        raise NotYet("max_requests_jitter spreads the restarts so workers do not all restart "
+                     "at the same moment: give it a number above 0 and at most half of "
+                     "max_requests.")
+    reason = gunicorn_run.available()
+    if reason is not None:
+        return (f"These settings are right for {usable} usable CPU(s). (Not started here: "
+                f"{reason}.)")
+    with gunicorn_run.GunicornServer(workers=usable, timeout=values["timeout"],
+                                     max_requests=values["max_requests"],
+                                     max_requests_jitter=values["max_requests_jitter"]) as server:
+        result = prefork.load(server.url + "/whoami", requests=200, concurrency=4,
+                              max_seconds=30)
+    if result.failures:
+        raise NotYet(f"gunicorn started with them, but {result.failures} of {result.requests} "
+                     f"requests failed ({result.failure_kinds()}).")
+    return (f"gunicorn started with your settings on {usable} worker(s) and answered all "
+            f"{result.requests} requests, from {len(set(result.pids))} worker process(es) "
+            "(more than the workers once a worker reached max_requests and was replaced).")
 
 
 # --- notebook 07 ---
