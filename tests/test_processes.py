@@ -29,7 +29,51 @@ def test_a_function_from_main_fails_under_spawn_and_the_error_is_caught(monkeypa
     monkeypatch.setattr(sys.modules["__main__"], "course_square", square, raising=False)
     text = processes.in_a_pool(square, "spawn", 3, timeout=60)
     assert "BrokenProcessPool" in text or "AttributeError" in text or "PicklingError" in text
+    assert "not to this notebook" not in text  # Jupyter on Linux and macOS does show it
     assert processes.in_a_pool(workloads.noop, "spawn", 3) == "result: 3"
+
+
+def test_every_start_method_finds_a_module_function_and_the_default_is_marked():
+    outcomes = processes.notebook_function_outcomes(workloads.noop, 5)
+    assert [o.method for o in outcomes] == METHODS
+    assert all(o.worked and o.text == "result: 5" and o.error == "" for o in outcomes)
+    assert [o.method for o in outcomes if o.default] == [multiprocessing.get_start_method()]
+    text = processes.explain_notebook_function(outcomes, "noop")
+    assert "so the task ran" in text and "wrote its own traceback" not in text
+    # ProcessPoolExecutor() without mp_context: multiprocessing's default
+    assert processes.in_a_pool(workloads.noop, None, 5) == "result: 5"
+
+
+BROKEN = ("BrokenProcessPool: A process in the process pool was terminated abruptly while the "
+          "future was running or pending. (the worker died before it sent anything back; it "
+          "wrote its own traceback to its stderr)")
+
+
+def outcomes_on(default, methods=("fork", "spawn", "forkserver")):
+    """What a notebook's function does on a kernel whose default start method is ``default``."""
+    return [processes.PoolOutcome(m, m == default, "result: 49" if m == "fork" else BROKEN)
+            for m in methods]
+
+
+@pytest.mark.parametrize(("kernel", "outcomes", "default_words"), [
+    ("Linux, Python 3.13", outcomes_on("fork"), ("here **fork**", "so here it works")),
+    ("Linux, Python 3.14", outcomes_on("forkserver"), ("here **forkserver**", "it fails")),
+    ("macOS", outcomes_on("spawn"), ("here **spawn**", "so here it fails")),
+    ("Windows", outcomes_on("spawn", ("spawn",)), ("here **spawn**", "so here it fails")),
+])
+def test_the_notebook_function_explanation_matches_every_kernel(kernel, outcomes, default_words):
+    text = processes.explain_notebook_function(outcomes)
+    assert all(words in text for words in default_words), kernel
+    assert "on 3.14 Linux, a notebook function in a `ProcessPoolExecutor()` fails by default" \
+        in text
+    for outcome in outcomes:
+        verdict = "so the task ran" if outcome.worked else "the parent sees only"
+        line = next(x for x in text.splitlines() if x.startswith(f"- **{outcome.method}**"))
+        assert verdict in line, (kernel, outcome.method)
+    assert "wrote its own traceback" in text  # and where it went: true with or without Jupyter
+    assert "not to this notebook" not in text and "Windows it reaches only that terminal" in text
+    # on a GIL-off kernel nothing changes: the explanation reads only the outcomes
+    assert "GIL" not in text
 
 
 def test_the_main_guard_is_what_makes_spawn_scripts_work(tmp_path):

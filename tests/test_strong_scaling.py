@@ -4,6 +4,7 @@ import multiprocessing
 
 import pytest
 
+from helpers.core import config
 from helpers.experiments import strong_scaling
 
 METHODS = [m for m in ("fork", "spawn") if m in multiprocessing.get_all_start_methods()]
@@ -27,6 +28,7 @@ def test_process_scaling_records_every_run(method):
     assert 1 <= len({r.worker for r in result.traces[2]}) <= 2
     assert all(r.started <= r.finished for r in result.traces[2])
     assert set(result.speedups()) == {1, 2}
+    assert result.mode == config.mode() == result.measurements[0].mode  # drawn beside this mode
     assert result.document()["records"][0]["experiment"] == "scaling"
     best = 2 if result.usable_cpus >= 2 else 1  # the count explain() reports on
     text = result.explain()  # quotes this run's own median speedup, whatever it was

@@ -5,6 +5,8 @@
     start_method_costs   fork | forkserver | spawn ──> time to first result, USS/PSS per worker
     fork_with_threads    this kernel's threads, and what fork() warns about them
     in_a_pool            run a function in a fresh pool: its result, or the error, caught
+    notebook_function_outcomes / explain_notebook_function
+                         a notebook's function under every start method, and what that shows
     guard_demo           a script without / with `if __name__ == "__main__"`, under spawn
     random_draws         NumPy's global generator after fork, the random module, seeded tasks
     queue_logging        log records from workers, through a QueueHandler, to this process
@@ -92,19 +94,93 @@ def fork_with_threads() -> tuple[list[str], list[str]]:
 # --- pitfalls ---
 
 
-def in_a_pool(fn: Any, method: str, *args: Any, timeout: float = 30) -> str:
-    """Run ``fn(*args)`` in a fresh 1-worker ProcessPoolExecutor; say what happened."""
+def in_a_pool(fn: Any, method: str | None, *args: Any, timeout: float = 30) -> str:
+    """Run ``fn(*args)`` in a fresh 1-worker ProcessPoolExecutor; say what happened.
+
+    ``method`` None is what ``ProcessPoolExecutor()`` uses without ``mp_context``:
+    multiprocessing's default start method (``COURSE_START_METHOD`` does not change it).
+    """
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(method),
                                initializer=watchdog.worker_setup)
     try:
         return f"result: {pool.submit(fn, *args).result(timeout)!r}"
     except BrokenProcessPool as error:
-        return (f"{type(error).__name__}: {error} (the worker died while unpickling the task; "
-                "its own traceback went to the terminal, not to this notebook)")
+        return (f"{type(error).__name__}: {error} (the worker died before it sent anything "
+                "back; it wrote its own traceback to its stderr)")
     except Exception as error:
         return f"{type(error).__name__}: {error}"
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass(frozen=True)
+class PoolOutcome:
+    """What one start method did with a function: its result, or the error the parent saw."""
+
+    method: str
+    default: bool  # the start method ProcessPoolExecutor() uses without mp_context
+    text: str      # in_a_pool's answer
+
+    @property
+    def worked(self) -> bool:
+        return self.text.startswith("result: ")
+
+    @property
+    def error(self) -> str:
+        """The exception's name (``BrokenProcessPool``...), or "" if it worked."""
+        return "" if self.worked else self.text.split(":", 1)[0]
+
+
+def notebook_function_outcomes(fn: Any, *args: Any,
+                               methods: list[str] | None = None) -> list[PoolOutcome]:
+    """Run ``fn(*args)`` in a fresh pool under every start method this platform has."""
+    default = multiprocessing.get_start_method()
+    return [PoolOutcome(method, method == default, in_a_pool(fn, method, *args))
+            for method in methods or multiprocessing.get_all_start_methods()]
+
+
+#: How each start method's worker gets hold of a function the parent sends by name.
+FINDS_FUNCTION = {
+    "fork": "the worker is a copy of this kernel, `{name}` included",
+    "spawn": "the worker is a fresh interpreter that imports `{name}`'s module by name",
+    "forkserver": "the worker is forked from a server process that was started like spawn, "
+                  "and imports `{name}`'s module by name",
+}
+
+
+def explain_notebook_function(outcomes: list[PoolOutcome], name: str = "square") -> str:
+    """What the outcomes show, in Markdown: which start methods found the function, what
+    plain ``ProcessPoolExecutor()`` does on this kernel, and where a dead worker's
+    traceback went. Written from the outcomes, so it holds whichever of them worked."""
+    lines = []
+    for outcome in outcomes:
+        how = FINDS_FUNCTION.get(outcome.method, "the worker looks `{name}` up by name")
+        how = how.format(name=name)
+        if outcome.worked:
+            lines.append(f"- **{outcome.method}**: {how}, so the task ran.")
+        elif outcome.method == "fork":
+            lines.append(f"- **fork**: {how}, yet the task failed: `{outcome.error}`.")
+        else:
+            lines.append(f"- **{outcome.method}**: {how}; a function defined in a notebook "
+                         f"has no module to import, so the worker fails while reading the "
+                         f"task, and the parent sees only `{outcome.error}`.")
+    default = next((o for o in outcomes if o.default), None)
+    if default is not None:
+        lines.append(
+            f"- A plain `ProcessPoolExecutor()` uses multiprocessing's default start method, "
+            f"here **{default.method}** (`COURSE_START_METHOD` changes only the course's "
+            f"experiments), so here it {'works' if default.worked else 'fails'}. "
+            "That default is fork on Linux up to Python 3.13 but **forkserver from Python "
+            "3.14**, and spawn on macOS and Windows: on 3.14 Linux, a notebook function in "
+            "a `ProcessPoolExecutor()` fails by default.")
+    if any(o.error == "BrokenProcessPool" for o in outcomes):
+        lines.append(
+            f"- The dead worker wrote its own traceback, which names the missing `{name}`, "
+            "to its standard error: the kernel's, which it inherited. On Linux and macOS "
+            "Jupyter (ipykernel 6 and later) forwards that into the notebook (red text under "
+            "the cell that ran the pools, or a moment later under another) and into the "
+            "terminal that started Jupyter; on Windows it reaches only that terminal.")
+    return "\n".join(lines)
 
 
 GUARD_SCRIPT = """\

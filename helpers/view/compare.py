@@ -13,14 +13,19 @@ and a full run next to full ones. Every summary is recomputed from the records, 
 reference file keeps working when the summary grows. Documents stay plain JSON data;
 each function below reads ``document["summary"]`` once into a typed
 :class:`~helpers.bench.schema.Summary` and reads its attributes.
+
+Every sentence about a reference machine is written here, from its file
+(:func:`explain_reference_scaling`, :func:`explain_reference_task_size`): no notebook
+or document types a reference machine's number in.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 from matplotlib.figure import Figure
@@ -28,7 +33,11 @@ from matplotlib.figure import Figure
 from helpers.bench import diagnosis, suite
 from helpers.bench.schema import Range, SpeedupPoint, Summary, TaskSizeTable
 from helpers.core import measure, paths
+from helpers.core.measure import Spread
 from helpers.view.plots import CYCLE, PALETTE, STYLE
+
+if TYPE_CHECKING:
+    from helpers.experiments.strong_scaling import ScalingResult
 
 REFERENCE_DIR = paths.REFERENCE_DIR
 EXECUTOR_COLOURS = {"WorkerPool": PALETTE["blue"], "ProcessPoolExecutor": PALETTE["orange"],
@@ -80,22 +89,312 @@ def comparable(mine: dict[str, Any], directory: Path | str = REFERENCE_DIR
 
 
 def reference_speedups(workload: str = "python", executor: str = "ProcessPoolExecutor",
-                       directory: Path | str = REFERENCE_DIR) -> dict[str, dict[int, Any]]:
+                       directory: Path | str = REFERENCE_DIR, *, mode: str | None = "full"
+                       ) -> dict[str, dict[int, Spread]]:
     """Each reference machine's measured speedup over *one worker of the same executor*
-    ({label: {workers: Spread}}), to draw beside a scaling sweep (notebooks 00 and 03)."""
+    ({label: {workers: Spread}}), to draw beside a scaling sweep (notebooks 00 and 03).
+
+    Only references of ``mode`` are drawn (None: every mode): a sweep passes its own
+    (``mode=result.mode``) so that like is drawn with like. The label names the
+    reference's mode and job, which differ from the sweep's (see
+    :func:`explain_reference_scaling`).
+    """
     curves = {}
-    for document in load_references("full", directory):
-        records = [r for r in measure.records_of(document) if r.experiment == "scaling"
-                   and r.workload == workload and r.executor == executor]
-        one = {r.repeat: r.seconds for r in records if r.workers == 1}
-        ratios: dict[int, list[float]] = {}
-        for r in records:
-            if r.repeat in one:
-                ratios.setdefault(r.workers, []).append(one[r.repeat] / r.seconds)
-        if len(ratios) > 1:
-            curves[f"reference: {label(document)}"] = {
-                p: measure.spread(values) for p, values in sorted(ratios.items())}
+    for document in load_references(mode, directory):
+        found = reference_scaling(document, workload, executor, baseline="one worker")
+        if found is not None and len(found.speedups) > 1:
+            curves[f"reference: {found.short_label}"] = found.speedups
     return curves
+
+
+# --- what a reference file's scaling sweep can and cannot say ---
+
+#: What a reference speedup is measured against: the benchmark's serial loop (what
+#: notebook 10 draws) or one worker of the same executor (what a sweep in 00 and 03 draws).
+BASELINES = ("serial", "one worker")
+#: A shortfall from the ideal (1 - speedup / workers) that a plot shows as a bend.
+VISIBLE_BEND = 0.2
+
+
+@dataclass(frozen=True)
+class ReferenceScaling:
+    """One executor's scaling sweep in one reference file, and how far its spread lets
+    one read it.
+
+    ``speedups`` are paired by repeat (each run over the baseline's run of the same
+    repeat); ``baseline_seconds`` is the spread of the baseline's own run time. By the
+    course's rule, a bend smaller than that spread is reported as noise, not explained.
+    """
+
+    file: str
+    machine: dict[str, Any]
+    mode: str
+    workload: str
+    executor: str
+    baseline: str
+    tasks: int
+    task_seconds: float
+    baseline_seconds: Spread
+    speedups: dict[int, Spread]
+
+    @property
+    def workers(self) -> int:
+        """The largest worker count measured."""
+        return max(self.speedups)
+
+    @property
+    def top(self) -> Spread:
+        """The speedup at the largest worker count."""
+        return self.speedups[self.workers]
+
+    @property
+    def tasks_per_worker(self) -> float:
+        return self.tasks / self.workers
+
+    @property
+    def short_label(self) -> str:
+        """The machine, its mode and its job, short enough for a legend."""
+        return (f"{short_cpu(self.machine['cpu_model'])}, {self.machine['usable_cpus']} CPUs "
+                f"({self.mode}: {self.tasks} × {self.task_seconds * 1000:.2g} ms tasks)")
+
+    @property
+    def shortfall(self) -> float:
+        """How far below the ideal the largest worker count landed: 1 - speedup / workers."""
+        return 1 - self.top.median / self.workers
+
+    @property
+    def baseline_spread(self) -> float:
+        """(slowest - fastest) / median of the baseline's run time."""
+        return self.baseline_seconds.relative_spread
+
+    @property
+    def noisy(self) -> bool:
+        """True when the baseline's own spread is larger than the shortfall it would explain."""
+        return self.baseline_spread > self.shortfall
+
+    def karp_flatt(self) -> dict[int, float]:
+        """The serial fraction each median speedup implies, per worker count above one."""
+        return {p: measure.karp_flatt(s.median, p) for p, s in self.speedups.items() if p > 1}
+
+    def karp_flatt_trend(self) -> str | None:
+        """``"falls"``, ``"rises"`` or ``"level"`` from the fewest to the most workers; None
+        with fewer than two worker counts above one. Changes under a quarter of the
+        larger estimate (or 0.01) count as level."""
+        estimates = list(self.karp_flatt().values())
+        if len(estimates) < 2:
+            return None
+        first, last = estimates[0], estimates[-1]
+        tolerance = max(0.01, 0.25 * max(abs(first), abs(last)))
+        if last < first - tolerance:
+            return "falls"
+        if last > first + tolerance:
+            return "rises"
+        return "level"
+
+
+def short_cpu(model: str) -> str:
+    """``Intel(R) Xeon(R) Processor`` -> ``Intel Xeon``: a CPU model without its marks."""
+    for noise in ("(R)", "(TM)", "(tm)", " Processor", " CPU"):
+        model = model.replace(noise, "")
+    return " ".join(model.split())
+
+
+def reference_scaling(document: dict[str, Any], workload: str = "python",
+                      executor: str = "ProcessPoolExecutor", baseline: str = "serial"
+                      ) -> ReferenceScaling | None:
+    """One executor's scaling sweep in ``document``, over ``baseline`` (see
+    :data:`BASELINES`); None if the file has no such sweep."""
+    if baseline not in BASELINES:
+        raise ValueError(f"baseline {baseline!r} is not one of: {', '.join(BASELINES)}")
+    records = [r for r in measure.records_of(document)
+               if r.experiment == "scaling" and r.workload == workload]
+    runs = [r for r in records if r.executor == executor]
+    base = ([r for r in records if r.executor == "serial"] if baseline == "serial"
+            else [r for r in runs if r.workers == 1])
+    if not runs or not base:
+        return None
+    triples = [(r.repeat, "baseline", r.seconds) for r in base]
+    triples += [(r.repeat, r.workers, r.seconds) for r in runs]
+    ratios = measure.paired_speedups(triples, baseline="baseline")
+    ratios.pop("baseline")
+    if not ratios:
+        return None
+    return ReferenceScaling(
+        file=document.get("file", ""), machine=document["machine"], mode=document["mode"],
+        workload=workload, executor=executor, baseline=baseline, tasks=runs[0].tasks,
+        task_seconds=runs[0].task_seconds,
+        baseline_seconds=measure.spread(r.seconds for r in base),
+        speedups={p: measure.spread(values) for p, values in sorted(ratios.items())})
+
+
+def references_like(mode: str, directory: Path | str = REFERENCE_DIR
+                    ) -> tuple[list[dict[str, Any]], str]:
+    """The references of ``mode``, most CPUs first, and a note; every reference, with a
+    note saying so, when none is of that mode."""
+    same = load_references(mode, directory)
+    if same:
+        return _most_cpus_first(same), ""
+    every = load_references(None, directory)
+    if not every:
+        return [], "No reference results found in `data/reference/`."
+    return _most_cpus_first(every), (
+        f"There is no reference in {mode} mode; the ones below ran in another mode, a "
+        "different job, so read them as other machines' results, not as a comparison.")
+
+
+def _most_cpus_first(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(documents, key=lambda d: (-d["machine"]["usable_cpus"], d["file"]))
+
+
+def _machine_words(document: dict[str, Any]) -> str:
+    """**CPU model, N CPUs** (a virtual machine; Python x, GIL on; `file`, mode)."""
+    card = document["machine"]
+    where = [w for w in ("a virtual machine" if card.get("virtualisation") else "",
+                         f"in a {card['container']} container" if card.get("container")
+                         else "") if w]
+    gil = "GIL off" if card.get("gil_enabled") is False else "GIL on"
+    build = " free-threaded" if card.get("free_threaded_build") else ""
+    return (f"**{card['cpu_model']}, {card['usable_cpus']} CPUs** ("
+            + (", ".join(where) + "; " if where else "")
+            + f"Python {card['python']}{build}, {gil}; `{document['file']}`, "
+            f"{document['mode']} mode)")
+
+
+def _over(baseline: str) -> str:
+    return "than the serial loop" if baseline == "serial" else "than on one worker"
+
+
+def explain_reference_scaling(mode: str, workload: str = "python",
+                              executor: str = "ProcessPoolExecutor", baseline: str = "one worker",
+                              mine: ScalingResult | None = None,
+                              directory: Path | str = REFERENCE_DIR) -> str:
+    """What each reference machine of ``mode`` measured in its scaling sweep, in Markdown,
+    with how far its own spread lets one read the curve's bend.
+
+    ``baseline`` is the one the plot beside it uses (``"one worker"`` for a sweep in
+    notebooks 00 and 03, ``"serial"`` for notebook 10). Give ``mine`` (a scaling sweep) to
+    say how its job differs from the references'.
+    """
+    documents, note = references_like(mode, directory)
+    lines = [note] if note else []
+    for document in documents:
+        found = reference_scaling(document, workload, executor, baseline)
+        if found is None or len(found.speedups) < 2:
+            continue
+        lines.append(f"- {_machine_words(document)}: {_job_words(found)}. "
+                     + _speedup_words(document, found))
+        if found.workers > 1:
+            lines.append(f"  - *How far this file can be read:* {_noise_words(found)}")
+    if mine is not None and len(lines) > bool(note):
+        top = max(mine.workers)
+        lines.append(f"\nYour sweep ran {mine.tasks} tasks of {mine.task_seconds * 1000:.2g} ms "
+                     f"({mine.tasks / top:.3g} per worker at {top} workers), in {mine.mode} mode: "
+                     "a different job from the references', so compare the shapes of the "
+                     "curves, not their numbers.")
+    return "\n".join(lines) or "No reference machine has a scaling sweep to show."
+
+
+def _job_words(found: ReferenceScaling) -> str:
+    return (f"{found.tasks} {'pure-Python ' if found.workload == 'python' else ''}tasks of "
+            f"{found.task_seconds * 1000:.2g} ms, {found.tasks_per_worker:.3g} per worker at "
+            f"{found.workers} workers")
+
+
+def _speedup_words(document: dict[str, Any], found: ReferenceScaling) -> str:
+    """The executor's speedup at the most workers, the other pools' and the threads'."""
+    top = found.top
+    words = (f"{found.executor} ran **{top.median:.2f}×** faster on {found.workers} workers "
+             f"{_over(found.baseline)} (range {top.low:.2f}–{top.high:.2f}× "
+             f"over {top.count} repeats): {top.median / found.workers:.0%} of the ideal "
+             f"{found.workers}×")
+    others = []
+    for name in ("WorkerPool", "ProcessPoolExecutor", "joblib"):
+        other = reference_scaling(document, found.workload, name, found.baseline)
+        if name != found.executor and other is not None and other.workers == found.workers:
+            others.append(f"{name} {other.top.median:.2f}×")
+    if others:
+        words += "; " + ", ".join(others) + (
+            " (each over one worker of its own)" if found.baseline == "one worker" else "")
+    threads = reference_scaling(document, found.workload, "threads", found.baseline)
+    if threads is not None and len(threads.speedups) > 1:
+        words += (f". {threads.workers} threads: {threads.top.median:.2f}× on this "
+                  f"{'pure-Python ' if found.workload == 'python' else ''}work")
+    released = reference_scaling(document, "sha256", "threads", found.baseline)
+    if found.workload != "sha256" and released is not None and len(released.speedups) > 1:
+        words += (f", against {released.top.median:.2f}× for sha256 (hashlib releases the GIL)"
+                  f" on {released.workers} threads")
+    return words + "."
+
+
+def _noise_words(found: ReferenceScaling) -> str:
+    """The baseline's spread against the shortfall, the Karp–Flatt trend, and what that allows."""
+    base = found.baseline_seconds
+    subject = "The serial loop" if found.baseline == "serial" else "One worker alone"
+    words = [f"{subject} took {base.low:#.3g}–{base.high:#.3g} s over {base.count} repeats, a "
+             f"spread of {found.baseline_spread:.0%} of its median, "
+             + ("larger" if found.noisy else "smaller")
+             + f" than the {found.shortfall:.0%} by which {found.workers} workers fell short of "
+             f"{found.workers}×."]
+    if found.noisy:
+        words.append("By the course's rule a spread larger than the effect is reported, not "
+                     + (f"explained: the shortfall at {found.workers} workers is within this "
+                        "file's noise, so it cannot say where, or why, the curve bends."
+                        if found.workers > 2 else f"explained: at {found.workers} workers "
+                        "this file cannot tell the shortfall from noise."))
+    series = ", ".join(f"{e:.3f} at {p}" for p, e in found.karp_flatt().items())
+    trend = found.karp_flatt_trend()
+    if trend is None:
+        words.append(f"With one parallel point the Karp–Flatt serial fraction ({series} "
+                     "workers) is a single estimate: no trend to read.")
+    elif trend == "falls":
+        words.append(f"The Karp–Flatt serial fraction *falls* as workers are added ({series} "
+                     "workers). A fixed serial part would keep it level and a cost that grows "
+                     "with the workers would make it rise; a falling one is the signature of "
+                     "a slow baseline or slow small counts, not a measure of what limits the "
+                     "large ones.")
+    elif trend == "rises":
+        words.append(f"The Karp–Flatt serial fraction *rises* as workers are added ({series} "
+                     "workers): "
+                     + ("were the baseline steady, that would point to" if found.noisy
+                        else "the sign of")
+                     + " a cost that grows with the workers (handing out tasks, collecting "
+                     "results, the last task finishing alone), which Amdahl's single fraction "
+                     "does not describe.")
+    else:
+        words.append(f"The Karp–Flatt serial fraction stays level ({series} workers), as a "
+                     "fixed serial part would keep it: Amdahl's law describes this curve.")
+    if found.workload == "python" and found.workers > 2 and found.shortfall >= VISIBLE_BEND:
+        words.append("Whatever bends it, it is not shared caches or memory bandwidth: the "
+                     "loop works on a few integers, which stay in each core's own cache.")
+    return " ".join(words)
+
+
+def explain_reference_task_size(mode: str, executor: str = "ProcessPoolExecutor",
+                                directory: Path | str = REFERENCE_DIR) -> str:
+    """Each reference machine's efficiency by task size (one submit per task), in Markdown."""
+    documents, note = references_like(mode, directory)
+    lines = [note] if note else []
+    for document in documents:
+        table = Summary.from_json(document["summary"]).task_size
+        points = table.efficiency.get(executor, {})
+        if not points:
+            continue
+        sizes = sorted({min(points), *(ms for ms in points if ms == 1.0), max(points)})
+        cells = []
+        for ms in sizes:
+            low, high = table.range.get(executor, {}).get(ms, (points[ms], points[ms]))
+            cells.append(f"{points[ms]:.0%} with {ms:g} ms tasks (range {low:.0%}–{high:.0%})")
+        batched = table.efficiency.get("WorkerPool", {})
+        shortest = table.break_even_ms(executor)
+        lines.append(
+            f"- {_machine_words(document)}, {table.workers} workers: {executor} kept "
+            + ", ".join(cells)
+            + ("; WorkerPool, which batches tiny tasks itself, "
+               + ", ".join(f"{batched[ms]:.0%} at {ms:g} ms" for ms in sizes if ms in batched)
+               if batched else "")
+            + ". Shortest task reaching 80 %: "
+            + (f"{shortest:g} ms." if shortest is not None else "none measured."))
+    return "\n".join(lines) or "No reference machine has a task-size part to show."
 
 
 # --- the plots ---
