@@ -632,18 +632,44 @@ def test_who_unlinks(capsys):
 
 # --- notebook 08 ---
 
-SMALLER = {"usable": 1, "cpu_count": 4}
+def job_script(tmp_path, handler):
+    """Exercise 08.1's script as a learner's ``%%writefile`` would leave it, with
+    ``handler`` as the body of ``on_sigterm`` (the solution's body when None)."""
+    text = (SOLUTIONS / "08_drains_on_sigterm.py").read_text().split("\n", 1)[1]
+    if handler is not None:
+        body = ("        pool.shutdown(wait=True, cancel_futures=True)  # running tasks finish, "
+                "queued ones go\n        sys.exit(0)")
+        assert body in text
+        text = text.replace(body, handler)
+    path = tmp_path / "my_job.py"
+    path.write_text(text)
+    return str(path)
 
 
-def test_container_workers(capsys):
-    namespace = run_solution("08_container_workers.py", {"smaller": SMALLER})
-    assert checks.container_workers(namespace["answer_workers"], SMALLER) is True
-    assert checks.container_workers(..., SMALLER) is False
-    assert checks.container_workers(4, SMALLER) is False
-    assert "counts the machine's CPUs" in shown(capsys)
-    assert checks.container_workers(8, SMALLER) is False
-    assert checks.container_workers("1", SMALLER) is False
-    assert "should be a number" in shown(capsys)
+def test_drains_on_sigterm_solution_passes(capsys, tmp_path):
+    assert checks.drains_on_sigterm(job_script(tmp_path, None)) is True
+    assert "exited 0 and left no worker behind" in shown(capsys)
+
+
+@pytest.mark.parametrize(("handler", "hint"), [
+    ("        ...", "SIGTERM did not stop the job"),
+    ("        pool.shutdown(wait=True, cancel_futures=True)\n        sys.exit(3)", "status 3"),
+    ("        pool.shutdown(wait=True)\n        sys.exit(0)", "SIGTERM did not stop the job"),
+    ("        os._exit(0)", "were running finished"),
+])
+def test_drains_on_sigterm_wrong_answers(capsys, tmp_path, handler, hint):
+    path = job_script(tmp_path, handler)
+    if "os._exit" in handler:
+        text = open(path).read().replace("import signal\n", "import os\nimport signal\n", 1)
+        open(path, "w").write(text)
+    assert checks.drains_on_sigterm(path) is False
+    assert hint in shown(capsys)
+
+
+def test_drains_on_sigterm_without_the_file(capsys, tmp_path):
+    assert checks.drains_on_sigterm(str(tmp_path / "missing.py")) is False
+    assert "run the `%%writefile` cell first" in shown(capsys)
+    assert checks.drains_on_sigterm(3) is False
 
 
 def test_recycle_every(capsys):

@@ -12,15 +12,23 @@ Each function starts its own pool, measures one production problem, stops the po
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import signal
 import statistics
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeoutError
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from helpers.core import config, machine, measure, workloads
+from helpers.core import config, machine, measure, paths, workloads
 from helpers.core.trace import TaskRecord
 from helpers.experiments import advisor, executors
 from helpers.pool import TaskTimeout, WorkerPool
@@ -324,3 +332,77 @@ def leak_per_task_mib(rows: list[dict[str, Any]]) -> float:
     if not steps:
         raise ValueError("no worker ran two tasks: nothing to measure")
     return statistics.median(steps)
+
+
+# --- a learner's SIGTERM handler (exercise 08.1) ---
+
+
+@dataclass
+class DrainCheck:
+    """What a learner's job script did when it got SIGTERM while tasks were running."""
+
+    problem: str = ""
+    exit_code: int | None = None
+    tasks: int = 0  # submitted by the script
+    finished: int = 0  # tasks whose mark file exists (they ran to the end)
+    running_at_sigterm: int = 0  # marks missing then, tasks a worker had started
+    workers_left: int = 0  # the script's worker processes still alive afterwards
+    output: str = ""
+
+
+def exercise_file(name: str) -> str:
+    """Where an exercise's ``%%writefile`` goes: a folder of its own in the temporary
+    directory, never the course's checkout."""
+    folder = Path(tempfile.gettempdir()) / "course-exercises"
+    folder.mkdir(exist_ok=True)
+    return str(folder / name)
+
+
+def check_drain(script: str, tasks: int = 12, workers: int = 2, timeout: float = 20.0
+                ) -> DrainCheck:
+    """Run ``python script MARKS_DIR`` (it submits ``tasks`` tasks of 0.5 s to a pool of
+    ``workers`` and prints "started"), SIGTERM it once tasks are running, and count what
+    finished. Everything it started is killed at the end."""
+    import psutil
+
+    check = DrainCheck(tasks=tasks)
+    if not hasattr(signal, "SIGKILL"):
+        check.problem = "this exercise needs Unix signals (Linux or macOS)"
+        return check
+    if not Path(script).is_file():
+        check.problem = f"there is no file {script}: run the `%%writefile` cell first"
+        return check
+    marks = Path(tempfile.mkdtemp(prefix="course-drain-"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(paths.REPO_ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    job = subprocess.Popen([sys.executable, script, str(marks), str(tasks), str(workers)],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    family: list[psutil.Process] = []
+    try:
+        first = job.stdout.readline()
+        if "started" not in first:
+            job.wait(timeout)
+            check.output = first + job.stdout.read()
+            check.problem = "the script ended before it printed \"started\""
+            return check
+        time.sleep(0.3)  # both workers are inside their first task (0.5 s each)
+        family = psutil.Process(job.pid).children(recursive=True)
+        check.running_at_sigterm = workers
+        job.send_signal(signal.SIGTERM)
+        try:
+            check.output = first + job.communicate(timeout=timeout)[0]
+            check.exit_code = job.returncode
+        except subprocess.TimeoutExpired:
+            check.problem = f"the script had not exited {timeout:g} s after SIGTERM"
+        time.sleep(0.2)
+        check.workers_left = sum(1 for p in family if p.is_running()
+                                 and p.status() != psutil.STATUS_ZOMBIE)
+        check.finished = len(list(marks.iterdir()))
+        return check
+    finally:
+        for process in [*family, psutil.Process(job.pid) if job.poll() is None else None]:
+            if process is not None:
+                with contextlib.suppress(psutil.Error):
+                    process.kill()
+        job.wait(10)
+        shutil.rmtree(marks, ignore_errors=True)

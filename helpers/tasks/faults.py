@@ -202,6 +202,15 @@ def sleep_then_return(seconds: float, value: object) -> object:
     return value
 
 
+def sleep_then_mark(seconds: float, path: str) -> str:
+    """Sleep, then create ``path``: a task whose end can be seen from outside, even after
+    the program that submitted it has gone (exercise 08.1's drained shutdown)."""
+    time.sleep(seconds)
+    with open(path, "w") as mark:
+        mark.write(str(os.getpid()))
+    return path
+
+
 def slow_initializer(seconds: float) -> None:
     """An initializer that takes a while, like a worker importing a large library."""
     time.sleep(seconds)

@@ -16,6 +16,7 @@ import functools
 import inspect
 import math
 import os
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -603,18 +604,39 @@ def who_unlinks(answer: Any) -> str:
 
 
 @checker
-def container_workers(answer: Any, smaller: Any) -> str:
-    """Exercise 08.1: how many workers a CPU-bound pool should start in the smaller machine."""
-    value = _number(answer, "The number of workers")
-    usable, counted = smaller["usable"], smaller["cpu_count"]
-    if value == usable:
-        return (f"{usable}: what the process may really use (its affinity; a cgroup quota too, "
-                "if there were one). More workers would only take turns on those CPUs: they "
-                "cannot finish the job sooner, and each task takes longer to finish.")
-    if value == counted and counted != usable:
-        raise NotYet(f"os.cpu_count() says {counted}, but it counts the machine's CPUs, not the "
-                     "ones this process may use. What did the smaller machine report as usable?")
-    raise NotYet("Look at what the smaller machine reported: one worker per CPU it may use.")
+def drains_on_sigterm(answer: Any) -> str:
+    """Exercise 08.1: the learner's job script (written with ``%%writefile``), run as its
+    own program and sent SIGTERM while tasks run: they finish, the queue is dropped, the
+    job exits 0 and leaves no worker behind."""
+    from helpers.experiments import production_patterns
+
+    if not isinstance(answer, str):
+        raise NotYet("`answer_job` should be the path the `%%writefile` cell wrote.")
+    run = production_patterns.check_drain(answer)
+    if run.problem:
+        output = f" It printed: `{run.output.strip()[-300:]}`" if run.output.strip() else ""
+        raise NotYet(f"{run.problem[0].upper()}{run.problem[1:]}.{output}")
+    if run.finished >= run.tasks:
+        raise NotYet(f"All {run.tasks} tasks ran to the end: SIGTERM did not stop the job. In "
+                     "the handler, shut the pool down with `cancel_futures=True` (the queued "
+                     "tasks go), then leave with `sys.exit(0)`.")
+    if run.exit_code == -signal.SIGTERM:
+        raise NotYet("The job died of SIGTERM itself: no handler of yours ran to the end. "
+                     "Install it with `signal.signal(signal.SIGTERM, on_sigterm)`, as the "
+                     "skeleton does.")
+    if run.exit_code != 0:
+        raise NotYet(f"The job exited with status {run.exit_code}: after the shutdown, leave "
+                     "with `sys.exit(0)`, so the orchestrator sees a clean stop.")
+    if run.finished < run.running_at_sigterm:
+        raise NotYet(f"Only {run.finished} of the {run.running_at_sigterm} tasks that were "
+                     "running finished: `shutdown(wait=True)` lets them end before you leave.")
+    if run.workers_left:
+        raise NotYet(f"{run.workers_left} worker process(es) were still alive after the job "
+                     "left: shut the pool down before exiting.")
+    return (f"SIGTERM came with {run.running_at_sigterm} tasks running: {run.finished} "
+            f"finished, the other {run.tasks - run.finished} were dropped before they "
+            "started, the job exited 0 and left no worker behind. That is what a Kubernetes "
+            "or systemd stop needs within its grace period.")
 
 
 @checker
