@@ -9,7 +9,8 @@ folders are layers, and data flows one way through them::
     bench: runs experiments and diagnoses the result; tools: preflight, handouts
 
 ==============  ===========================================================================
-``core``        config (start method, quick mode), machine (the machine card), measure
+``core``        config (start method, quick mode), machine (the machine card), hardware
+                (SMT, clock, steal, throttling), measure
                 (timing, spread, speedup, models, JSON results), trace (per-task records),
                 watchdog (workers die with their parent), workloads (calibrated tasks),
                 cpu_sampler, paths, validate (parameter checks)
@@ -22,7 +23,8 @@ folders are layers, and data flows one way through them::
 ``experiments`` one module per topic, each returning plain typed records
 ``bench``       ``python -m helpers.bench``: the course and pool suites, the "why no
                 speedup?" diagnosis
-``view``        plots, production_plots, widgets, checks, tables, compare
+``view``        plots, production_plots, widgets, checks, predictions, tables, compare,
+                explain_production, instructors (INSTRUCTORS.md's generated sections)
 ``tools``       preflight (``make check``), handouts (``make handouts``), setup_course
                 (set-up without make, for Windows)
 ==============  ===========================================================================
@@ -36,7 +38,8 @@ with them this file, which therefore imports nothing.
 Which modules serve which notebook:
 
 ====  ===================  ===============================================================
- 00   your machine         core.machine, experiments.strong_scaling
+ 00   your machine         core.machine, .hardware; experiments.strong_scaling;
+                           view.compare
  01   the event loop       experiments.eventloop
  02   threads and the GIL  experiments.gil, .races, .interpreters; tasks.thread_sweep;
                            core.cpu_sampler
@@ -50,14 +53,14 @@ Which modules serve which notebook:
  07   moving data          experiments.data_transfer, .shm_ownership; tasks.transfer
  08   production patterns  experiments.production_patterns, .serial_first, .sizing,
                            .advisor; tasks.production; servers.job_runner;
-                           view.production_plots, view.compare
+                           view.production_plots, .explain_production, .compare
  09   beyond one machine   servers.dask_cluster; experiments.dask_runs, .pools;
                            view.production_plots
- 10   capstone             bench (suite, diagnosis); view.compare
+ 10   capstone             bench (suite, diagnosis); core.hardware; view.compare
 ====  ===================  ===============================================================
 
 Besides these, the notebooks use ``view.checks`` (all), ``view.plots`` and
-``view.widgets`` (most).
+``view.widgets`` (most), and ``view.predictions`` (01, 02, 04, 06).
 """
 
 from __future__ import annotations
