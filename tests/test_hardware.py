@@ -107,3 +107,29 @@ def test_the_card_shows_smt_and_the_clock(tmp_path):
     labels = dict(card.rows())
     assert labels["logical CPUs per physical core (SMT)"] == "2"
     assert labels["clock now / maximum"] == "unknown" or "MHz" in labels["clock now / maximum"]
+
+
+# --- what a CPU is, in words (notebook 00) ---
+
+
+def card_with(**fields):
+    import types
+
+    base = {"threads_per_core": 1, "usable_share_cores": False, "virtualisation": None,
+            "hybrid_cores": None, "clock_mhz": 3000.0, "clock_max_mhz": 4500.0}
+    return types.SimpleNamespace(**{**base, **fields})
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    ({}, "every usable CPU is a whole core"),
+    ({"threads_per_core": 2, "usable_share_cores": True}, "some of the CPUs this kernel"),
+    ({"virtualisation": "KVM"}, "a VM cannot always see"),
+    ({"threads_per_core": None}, "does not say how its logical CPUs map"),
+    ({"hybrid_cores": {"performance": 6, "efficiency": 8}}, "6 performance and 8 efficiency"),
+    ({"clock_max_mhz": None}, "does not say its maximum"),
+    ({"clock_mhz": None}, "does not say how fast the clock runs"),
+])
+def test_what_a_cpu_is_follows_the_card(fields, expected):
+    from helpers.view import explain_machine
+
+    assert expected in explain_machine.what_a_cpu_is(card_with(**fields))
