@@ -31,12 +31,14 @@ def _cores(card: Any) -> str:
                        "CPU-bound pools by physical cores, and expect each extra sibling to "
                        "add a fraction of a core.")
     if vm:
+        which = "its CPU flags say so" if vm.startswith("a ") else vm
         return text + (f" **Here** the OS shows one thread per core, but this is a virtual "
-                       f"machine ({vm}). A cloud *vCPU* is usually one hyper-thread of a host "
+                       f"machine ({which}). A cloud *vCPU* is usually one hyper-thread of a host "
                        "core, and a VM cannot always see which of its vCPUs share one. If two "
                        "workers give much less than 2× on a coarse job (section 3), shared "
-                       "host cores are a likely reason, with steal time and other guests; "
-                       "notebook 10's benchmark measures both and its diagnosis names them.")
+                       "host cores are a likely reason, beside steal time and other guests: "
+                       "notebook 10's benchmark measures the last two, and its diagnosis "
+                       "names all three when the numbers point at them.")
     return text + " **Here:** one thread per core, so every usable CPU is a whole core."
 
 
