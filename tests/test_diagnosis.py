@@ -277,3 +277,12 @@ def test_the_reference_results_are_diagnosed_without_error():
     for path in sorted((paths.REPO_ROOT / "data" / "reference").glob("course-*.json")):
         findings = diagnosis.why_no_speedup(json.loads(path.read_text()))
         assert {f.cause for f in findings} <= set(diagnosis.CAUSE_IDS)
+
+
+def test_the_conditions_table_shows_each_part_and_what_is_unknown():
+    result = clean_result()
+    result["conditions"]["scaling"] = quiet_conditions(steal_share=0.031, others_cpus=None)
+    text = diagnosis.conditions_markdown(result)
+    assert "| scaling | 2990–3000 | 3.1% | unknown | 0.00 s |" in text
+    del result["conditions"]
+    assert "predates them" in diagnosis.conditions_markdown(result)

@@ -220,3 +220,41 @@ def test_joblib_dashboard_bad_value(control, value, message):
     dashboard.button.click()
     assert dashboard.runs_started == 0
     assert message in outputs_text(dashboard)
+
+
+# --- the benchmark dashboard (notebook 10) ---
+
+
+def test_benchmark_dashboard_runs_a_part_and_diagnoses_it():
+    dashboard = widgets.BenchmarkDashboard()
+    dashboard.parts.value = ["start-methods"]
+    dashboard.button.click()
+    assert dashboard.wait(timeout=120)
+    assert {r["experiment"] for r in dashboard.result["records"]} == {"first-result"}
+    assert "start-methods" in str(dashboard.output.outputs[1]["data"])
+
+
+def test_benchmark_dashboard_reads_a_colleagues_file():
+    from helpers.core import paths
+
+    reference = paths.REPO_ROOT / "data" / "reference" / "course-16cpu-intel-xeon-quick.json"
+    dashboard = widgets.BenchmarkDashboard()
+    dashboard.path.value = str(reference)
+    dashboard.button.click()
+    assert dashboard.wait(timeout=60)
+    text = str(dashboard.output.outputs[0]["data"])
+    assert "Intel" in text and "Too few tasks per worker" in text
+    assert "predates them" in str(dashboard.output.outputs[1]["data"])
+
+
+@pytest.mark.parametrize(("path", "parts", "message"), [
+    ("/nonexistent.json", ["scaling"], "there is no file"),
+    ("", [], "choose at least one part"),
+])
+def test_benchmark_dashboard_bad_value(path, parts, message):
+    dashboard = widgets.BenchmarkDashboard()
+    dashboard.path.value = path
+    dashboard.parts.value = parts
+    dashboard.button.click()
+    assert dashboard.runs_started == 0
+    assert message in outputs_text(dashboard)

@@ -362,6 +362,27 @@ def why_no_speedup(document: dict[str, Any]) -> list[Finding]:
     return sorted(findings, key=lambda f: f.impact, reverse=True)
 
 
+def conditions_markdown(document: dict[str, Any]) -> str:
+    """What the machine did during each part: clock, steal, other programs, throttling."""
+    run = Evidence.of(document)
+    if not run.conditions:
+        return ("*This result records no conditions (it predates them): clock, steal and "
+                "other programs' CPU are unknown.*")
+
+    def share(value: float | None) -> str:
+        return "unknown" if value is None else f"{value:.1%}"
+
+    rows = ["| part | clock (MHz, min–max) | steal | other programs (CPUs) | throttled |",
+            "|---|---|---|---|---|"]
+    for part, c in run.conditions.items():
+        clock = (f"{min(c.clock_mhz):.0f}–{max(c.clock_mhz):.0f}" if c.clock_mhz else "unknown")
+        others = "unknown" if c.others_cpus is None else f"{c.others_cpus:.2f}"
+        throttled = ("unknown (no cgroup counters)" if c.throttled_seconds is None
+                     else f"{c.throttled_seconds:.2f} s")
+        rows.append(f"| {part} | {clock} | {share(c.steal_share)} | {others} | {throttled} |")
+    return "\n".join(rows)
+
+
 def diagnosis_markdown(findings: list[Finding]) -> str:
     """The ranked findings as a Markdown list (or the all-clear)."""
     if not findings:

@@ -265,6 +265,62 @@ def joblib_dashboard() -> JoblibDashboard:
     return JoblibDashboard()
 
 
+class BenchmarkDashboard(ExperimentDashboard):
+    """Benchmark parts to run (quick mode), or a result file to read → the diagnosis and
+    the conditions each part ran in (notebook 10)."""
+
+    def __init__(self, run: Callable[..., Any] | None = None) -> None:
+        from helpers.bench import suite
+
+        super().__init__(run or _benchmark_experiment)
+        self.parts = W.SelectMultiple(options=list(suite.PARTS), value=["scaling"],
+                                      description="parts", rows=len(suite.PARTS))
+        self.path = W.Text(value="", description="or a file",
+                           placeholder="a colleague's result .json (then nothing runs)")
+
+    def controls(self) -> list[W.Widget]:
+        return [self.parts, self.path]
+
+    def parameters(self) -> dict[str, Any]:
+        from pathlib import Path
+
+        path = self.path.value.strip()
+        if path and not Path(path).expanduser().is_file():
+            raise ValueError(f"there is no file {path!r}: give the path of a result .json, "
+                             "or leave it empty to run the parts chosen")
+        if not path and not self.parts.value:
+            raise ValueError("choose at least one part to run, or give a result file")
+        return {"parts": tuple(self.parts.value), "path": path}
+
+    def draw(self, result: Any) -> list[Any]:
+        from helpers.bench import diagnosis
+
+        findings = diagnosis.why_no_speedup(result)
+        where = result.get("machine", {}).get("cpu_model", "unknown CPU")
+        return [Markdown(f"**{where}**, {result.get('mode', '?')} mode\n\n"
+                         + diagnosis.diagnosis_markdown(findings)),
+                Markdown(diagnosis.conditions_markdown(result))]
+
+
+def _benchmark_experiment(parts: tuple[str, ...], path: str) -> dict[str, Any]:
+    import json
+    from pathlib import Path
+
+    from helpers.bench import suite
+
+    if path:
+        return json.loads(Path(path).expanduser().read_text())
+    bench = suite.CourseBenchmark(quick=True, progress=None)
+    for part in parts:
+        bench.run(part)
+    return bench.document()
+
+
+def benchmark_dashboard() -> BenchmarkDashboard:
+    """A ready-to-display :class:`BenchmarkDashboard`."""
+    return BenchmarkDashboard()
+
+
 class LoopDashboard(ExperimentDashboard):
     """CPU task size and offload strategy → the loop-lag timeline and requests served."""
 
