@@ -52,3 +52,29 @@ def test_backend_speedup(capsys):
     assert "take turns" in shown(capsys)
     assert predictions.backend_speedup(2.0, rows, "loky", "python") is True
     assert "at most 2×" in shown(capsys)
+
+
+def test_process_speedup_on_one_and_two_cpus(capsys):
+    from test_threads_and_gil import fake_sweep
+
+    result = fake_sweep("python", 1.7)
+    result.executor = "process"
+    assert predictions.process_speedup(2, result) is True
+    assert "own interpreter" in shown(capsys)
+
+
+def test_first_result_by_start_method(capsys):
+    rows = [{"method": "fork", "first_result_ms": 5.0},
+            {"method": "spawn", "first_result_ms": 60.0}]
+    assert predictions.first_result_ms(50, rows, "spawn") is True
+    assert "fresh interpreter" in shown(capsys)
+    assert predictions.first_result_ms(50, rows, "forkserver") is False
+    assert "not available" in shown(capsys)
+
+
+def test_pickle_cost_per_mib(capsys):
+    rows = [{"method": "pickle", "bytes": 64 * 2**20, "seconds": 0.32},
+            {"method": "pickle", "bytes": 2**20, "seconds": 0.01},
+            {"method": "shared memory", "bytes": 64 * 2**20, "seconds": 0.03}]
+    assert predictions.pickle_ms_per_mib(5, rows) is True
+    assert "**5 ms/MiB**" in shown(capsys)

@@ -94,3 +94,44 @@ def backend_speedup(prediction: Any, rows: Any, backend: str, workload: str) -> 
         why = (f"{row['n_jobs']} worker processes can reach at most {row['n_jobs']}×; "
                "sending every task and its result between processes costs some of that.")
     return graded(prediction, row["speedup"], what="The speedup", unit="×", why=why)
+
+
+def process_speedup(prediction: Any, result: Any) -> bool:
+    """Notebook 00: the speedup of the pure-Python job on all usable CPUs."""
+    top = max(p for p in result.workers if p <= result.usable_cpus)
+    measured = result.speedups()[top].median
+    if top == 1:
+        why = "With one usable CPU the workers take turns: no speedup is possible."
+    else:
+        why = (f"Each of the {top} processes has its own interpreter, so pure Python runs on "
+               f"{top} CPUs at once; the gap to {top}× is start-up, handing out tasks, the "
+               "last task finishing alone, and anything else running on the machine.")
+    return graded(prediction, measured, what="The speedup", unit="×", why=why)
+
+
+def first_result_ms(prediction: Any, rows: Any, method: str) -> bool:
+    """Notebook 03: how long a new pool under ``method`` took to return its first result."""
+    row = next((r for r in rows if r["method"] == method), None)
+    if row is None:
+        return report(False, f"{method} is not available on this OS, so there is nothing to "
+                             "compare your prediction with.")
+    fastest = min(rows, key=lambda r: r["first_result_ms"])
+    why = (f"{method} took {row['first_result_ms']:.0f} ms, {fastest['method']} "
+           f"{fastest['first_result_ms']:.0f} ms: "
+           + ("a forked worker is a copy of this process, ready in moments."
+              if method == "fork" else
+              "each worker starts a fresh interpreter and imports what the task needs"
+              + (" (from the fork server, once it runs)." if method == "forkserver" else ".")))
+    return graded(prediction, row["first_result_ms"], what="The first result in ms",
+                  unit=" ms", why=why)
+
+
+def pickle_ms_per_mib(prediction: Any, rows: Any) -> bool:
+    """Notebook 07: what pickling a payload to a worker cost, per MiB, at the largest size."""
+    pickled = [r for r in rows if r["method"] == "pickle" and "seconds" in r]
+    top = max(pickled, key=lambda r: r["bytes"])
+    measured = top["seconds"] * 1000 / (top["bytes"] / 2**20)
+    why = (f"At {top['bytes'] / 2**20:g} MiB: the bytes are copied into the pickle, through "
+           "the pipe, and out into a new object, each copy at memory speed, with the pipe's "
+           "system calls on top.")
+    return graded(prediction, measured, what="Milliseconds per MiB", unit=" ms/MiB", why=why)
