@@ -471,24 +471,40 @@ def test_gunicorn_config_names_the_io_rule(capsys, monkeypatch):
 
 # --- notebook 03 ---
 
-START_ROWS = [{"method": "fork", "first_result_ms": 5.0},
-              {"method": "spawn", "first_result_ms": 45.0},
-              {"method": "forkserver", "first_result_ms": 20.0}]
+
+def learner_module(tmp_path, body):
+    """A module as the learner's ``%%writefile`` cell leaves it (under a fresh name)."""
+    path = tmp_path / f"my_tasks_{abs(hash(body))}.py"
+    path.write_text(body)
+    return str(path)
+
+
+def test_module_function_under_spawn_solution_passes(capsys, tmp_path):
+    body = (SOLUTIONS / "03_module_function_under_spawn.py").read_text().split("\n", 1)[1]
+    assert checks.module_function_under_spawn(learner_module(tmp_path, body)) is True
+    assert "imported your module by name" in shown(capsys)
+
+
+@pytest.mark.parametrize(("body", "hint"), [
+    ("def square(x):\n    ...  # return x squared\n", "not [0, 1, 4"),
+    ("def cube(x):\n    return x ** 3\n", "no function called `square`"),
+    ("def square(x):\n    return x *\n", "does not parse"),
+    ("def square(x):\n    raise ValueError('no')\n", "raised ValueError"),
+])
+def test_module_function_under_spawn_wrong_answers(capsys, tmp_path, body, hint):
+    assert checks.module_function_under_spawn(learner_module(tmp_path, body)) is False
+    assert hint in shown(capsys)
+
+
+def test_module_function_under_spawn_without_the_file(capsys, tmp_path):
+    assert checks.module_function_under_spawn(str(tmp_path / "missing.py")) is False
+    assert "run the `%%writefile` cell first" in shown(capsys)
+
+
 BREAK_ROWS = [{"task_ms": 0.05, "chunksize": c, "speedup": s} for c, s in ((1, 0.4), (8, 1.3),
                                                                           (64, 1.8))] + \
              [{"task_ms": 5.0, "chunksize": c, "speedup": s} for c, s in ((1, 1.9), (8, 1.9),
                                                                          (64, 1.1))]
-
-
-def test_slowest_start_method(capsys):
-    namespace = run_solution("03_slowest_start_method.py", {"start_rows": START_ROWS})
-    assert checks.slowest_start_method(namespace["answer_method"], START_ROWS) is True
-    assert checks.slowest_start_method(..., START_ROWS) is False
-    assert checks.slowest_start_method("fork", START_ROWS) is False
-    assert "copies this process" in shown(capsys)
-    assert checks.slowest_start_method("forkserver", START_ROWS) is False
-    assert "one method took longer" in shown(capsys)
-    assert checks.slowest_start_method("thread", START_ROWS) is False
 
 
 def test_best_chunksize(capsys):

@@ -403,3 +403,30 @@ def chunk_run(task_ms: float = 1.0, chunksize: int = 1, workers: int | None = No
         parallel = time.perf_counter() - start
         records = pool.trace(clear=True)
     return ChunkRun(task_ms, chunksize, workers, tasks, serial, parallel, records)
+
+
+# --- a learner's module (exercise 03.1) ---
+
+
+def run_module_function(path: str, name: str, args: list[Any], timeout: float = 60.0,
+                        start_method: str = "spawn") -> list[Any]:
+    """Import the module the learner wrote at ``path`` (afresh: it may have changed since),
+    and map its function ``name`` over ``args`` in a new pool under ``start_method``. The
+    module's folder goes on ``sys.path`` first: spawned workers inherit this process's path,
+    and import the module by name, exactly as they would import it from a project."""
+    import importlib
+
+    from helpers.pool import WorkerPool
+
+    folder, module_name = os.path.dirname(os.path.abspath(path)), os.path.basename(path)[:-3]
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    importlib.invalidate_caches()
+    sys.modules.pop(module_name, None)
+    module = importlib.import_module(module_name)
+    fn = getattr(module, name)
+    pool = WorkerPool(2, mp_context=multiprocessing.get_context(start_method))
+    try:
+        return list(pool.map(fn, args, timeout=timeout))
+    finally:
+        pool.terminate()  # stops a worker stuck in the learner's function, too

@@ -350,14 +350,6 @@ class DrainCheck:
     output: str = ""
 
 
-def exercise_file(name: str) -> str:
-    """Where an exercise's ``%%writefile`` goes: a folder of its own in the temporary
-    directory, never the course's checkout."""
-    folder = Path(tempfile.gettempdir()) / "course-exercises"
-    folder.mkdir(exist_ok=True)
-    return str(folder / name)
-
-
 def check_drain(script: str, tasks: int = 12, workers: int = 2, timeout: float = 20.0
                 ) -> DrainCheck:
     """Run ``python script MARKS_DIR`` (it submits ``tasks`` tasks of 0.5 s to a pool of

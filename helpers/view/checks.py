@@ -260,20 +260,33 @@ def race_fixed(answer: Any) -> str:
 
 
 @checker
-def slowest_start_method(answer: Any, rows: Any) -> str:
-    """Exercise 03.1: the start method whose new pool took longest to its first result."""
-    slowest = max(rows, key=lambda r: r["first_result_ms"])
-    names = [r["method"] for r in rows]
-    if not isinstance(answer, str) or answer not in names:
-        raise NotYet(f"Answer with one of {names} (a string).")
-    if answer == slowest["method"]:
-        return (f"{answer}: {slowest['first_result_ms']:.0f} ms. A new interpreter has to "
-                "start and import the task's modules before it can run anything.")
-    if answer == "fork":
-        raise NotYet("fork copies this process as it is: nothing to start or import. "
-                     "Look at the tallest bar.")
-    chosen = next(r for r in rows if r["method"] == answer)
-    raise NotYet(f"{answer} took {chosen['first_result_ms']:.0f} ms; one method took longer.")
+def module_function_under_spawn(answer: Any) -> str:
+    """Exercise 03.1: the learner's module (written with ``%%writefile``), imported, and its
+    ``square`` run by spawned workers: the fix for notebook functions under spawn."""
+    from pathlib import Path
+
+    from helpers.experiments import processes
+
+    if not isinstance(answer, str) or not answer.endswith(".py"):
+        raise NotYet("`answer_tasks` should be the path of the `.py` file you wrote.")
+    if not Path(answer).is_file():
+        raise NotYet(f"There is no file {answer}: run the `%%writefile` cell first.")
+    try:
+        results = processes.run_module_function(answer, "square", list(range(10)))
+    except AttributeError:
+        raise NotYet("The module has no function called `square`.") from None
+    except SyntaxError as error:
+        raise NotYet(f"The module does not parse: {error}") from None
+    except TimeoutError:
+        raise NotYet("The workers had not answered after 60 s: does `square` return?") from None
+    except Exception as error:
+        raise NotYet(f"Running it raised {type(error).__name__}: {error}") from None
+    expected = [x * x for x in range(10)]
+    if results != expected:
+        raise NotYet(f"square(0..9) gave {results}, not {expected}: return x * x.")
+    return ("Spawned workers imported your module by name and ran `square`: a function in a "
+            "module is pickled as its module and name, which any new interpreter can import. "
+            "This is the fix for every start method, 3.14's forkserver default included.")
 
 
 @checker
@@ -768,3 +781,153 @@ def top_cause(answer: Any, document: Any) -> str:
     raise NotYet(f"Nothing in the colleague's numbers shows {answer!r}. Read the machine "
                  f"card first (usable CPUs), then the speedups. Choose from: "
                  f"{', '.join(allowed)}.")
+
+
+# --- notebook 06b ---
+
+#: How long the learner's bounded-offload code may take in the checker, in seconds.
+OFFLOAD_CHECK_SECONDS = 30.0
+
+
+def _run_offload_trials(fn: Any) -> dict[str, Any]:
+    """Drive ``fn(ms, pool, gate)`` as the app would, in a loop of its own, with a real
+    WorkerPool of 2; always shut the pool down. Returns what happened."""
+    import asyncio
+    import inspect
+
+    from helpers.core import config, watchdog
+    from helpers.pool import WorkerPool
+    from helpers.servers.web_app import Busy, Gate
+
+    class Tracked(Gate):  # records the most in flight at once, whatever the code does
+        def __setattr__(self, name: str, value: Any) -> None:
+            super().__setattr__(name, value)
+            if name == "in_flight" and isinstance(value, int):
+                super().__setattr__("peak", max(getattr(self, "peak", 0), value))
+
+    outcome: dict[str, Any] = {}
+    pool = WorkerPool(2, mp_context=config.mp_context(), initializer=watchdog.worker_setup)
+
+    async def call(ms: Any, gate: Any) -> Any:
+        value = fn(ms, pool, gate)
+        return await value if inspect.isawaitable(value) else value
+
+    async def trials() -> None:
+        gate = Tracked(limit=2)
+        burst = await asyncio.gather(*(call(150, gate) for _ in range(6)),
+                                     return_exceptions=True)
+        outcome["burst"] = burst
+        outcome["busy"] = sum(isinstance(r, Busy) for r in burst)
+        outcome["ok"] = sum(isinstance(r, int) and not isinstance(r, bool) for r in burst)
+        outcome["errors"] = [r for r in burst if isinstance(r, BaseException)
+                             and not isinstance(r, Busy)]
+        outcome["peak_after_burst"], outcome["left_after_burst"] = gate.peak, gate.in_flight
+        failing = Tracked(limit=2)
+        try:
+            await call("not a number", failing)  # burn_cpu raises in the worker
+            outcome["failure_raised"] = False
+        except Busy:
+            outcome["failure_raised"] = "busy"
+        except Exception:
+            outcome["failure_raised"] = True
+        outcome["left_after_failure"] = failing.in_flight
+
+    def runner() -> None:
+        try:
+            asyncio.run(asyncio.wait_for(trials(), OFFLOAD_CHECK_SECONDS))
+        except BaseException as error:  # shown as a hint
+            outcome["crashed"] = error
+
+    import threading
+
+    thread = threading.Thread(target=runner, name="check-bounded-offload", daemon=True)
+    try:
+        thread.start()
+        thread.join(OFFLOAD_CHECK_SECONDS + 5)
+        if thread.is_alive():
+            outcome["hung"] = True
+    finally:
+        pool.shutdown(wait=not outcome.get("hung"), cancel_futures=True)
+    return outcome
+
+
+@checker
+def bounded_offload(answer: Any) -> str:
+    """Exercise 06b.1: the bounded-offload endpoint's core, run for real: six requests at
+    once against a gate of 2 (2 run, 4 get Busy), then one whose task fails."""
+    import inspect
+
+    if not callable(answer):
+        raise NotYet("`answer_offload` should be your function `bounded_offload` "
+                     "(the name, without calling it).")
+    try:
+        inspect.signature(answer).bind(1, None, None)
+    except TypeError:
+        raise NotYet("The function takes three arguments: `(ms, pool, gate)`.") from None
+    if not inspect.iscoroutinefunction(answer):
+        raise NotYet("Make it `async def`: the endpoint runs on the event loop and must "
+                     "`await` the pool, not wait for it.")
+    outcome = _run_offload_trials(answer)
+    if outcome.get("hung"):
+        raise NotYet(f"Your function did not finish within {OFFLOAD_CHECK_SECONDS:.0f} s. "
+                     "Does something wait for ever (a lock, a loop)?")
+    if "crashed" in outcome:
+        error = outcome["crashed"]
+        raise NotYet(f"Running it failed: {type(error).__name__}: {error}")
+    burst = outcome["burst"]
+    if all(r is None for r in burst) and outcome["peak_after_burst"] == 0:
+        raise NotYet("Your function returns nothing yet: fill in the three steps (check the "
+                     "gate, count in, await the pool and count out).")
+    if outcome["errors"]:
+        error = outcome["errors"][0]
+        raise NotYet(f"Some requests failed with {type(error).__name__}: {error}. Use "
+                     "`await pool.submit_async(burn_cpu, ms)` and raise `Busy()` when full.")
+    if outcome["ok"] == 6:
+        if outcome["peak_after_burst"] <= 1:
+            raise NotYet("All six requests ran, one after another: your function never let "
+                         "two be in flight at once. Does it block the event loop (e.g. "
+                         "`pool.submit(...).result()`) instead of `await`ing the pool?")
+        raise NotYet("All six requests ran although the gate's limit is 2: check "
+                     "`gate.in_flight` against `gate.limit` and raise `Busy()` when full.")
+    if outcome["ok"] == 3 and outcome["busy"] == 3:
+        raise NotYet("Three got through a gate of two: an off-by-one. Shed when "
+                     "`gate.in_flight >= gate.limit`, before counting the request in.")
+    if outcome["ok"] != 2 or outcome["busy"] != 4:
+        raise NotYet(f"Of six requests at once against a limit of 2, {outcome['ok']} ran and "
+                     f"{outcome['busy']} got Busy; expected 2 and 4. Check, then count in, "
+                     "before the first `await`.")
+    if outcome["left_after_burst"] != 0:
+        raise NotYet(f"After every request had finished, the gate still counted "
+                     f"{outcome['left_after_burst']} in flight: count each request out "
+                     "when it is done.")
+    if outcome["failure_raised"] is not True:
+        raise NotYet("A request whose task fails should fail too (let the exception "
+                     "propagate; the endpoint turns it into a 503).")
+    if outcome["left_after_failure"] != 0:
+        raise NotYet("When the task failed, its place in the gate was never given back: "
+                     "after a few failures the app would shed *everything*. Count out in a "
+                     "`finally:` block.")
+    return ("Two ran in the pool while the loop stayed free, four were turned away at once "
+            "(the app answers them 503 with Retry-After), and a failing task gave its place "
+            "back. That is `web_app.bounded_offload`, which the app's /cpu_offload uses.")
+
+
+@checker
+def shed_count(answer: Any, rows: Any) -> str:
+    """Exercise 06b.2: how many requests the shedding app answered 503 above saturation."""
+    from helpers.experiments.web_stack import _pick
+
+    shed = _pick(rows, shed=True, level="above")
+    queue = _pick(rows, shed=False, level="above")
+    value = _number(answer, "The number of 503s")
+    if value == shed["http_503"]:
+        return (f"{shed['http_503']} requests were told 503 at once, so the "
+                f"{shed['ok']} accepted ones kept a p99 of {shed['p99_ms']:.0f} ms "
+                f"(the queueing app: {queue['p99_ms']:.0f} ms).")
+    if value == shed["ok"]:
+        raise NotYet("That is how many were answered 200. Look at `http_503`.")
+    if value == queue["http_503"]:
+        raise NotYet("That is the app *without* shedding (it never answers 503). "
+                     "Pick the row with `shed=True` and `level='above'`.")
+    raise NotYet("Find the row of `shed_rows` with `shed=True` and `level='above'` and "
+                 "read its `http_503`.")
