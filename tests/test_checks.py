@@ -546,29 +546,37 @@ def test_n_jobs_minus_one(capsys, monkeypatch):
     assert "os.cpu_count()" in shown(capsys)
 
 
-BACKEND_ROWS = [{"workload": "python", "backend": b, "speedup": s}
-                for b, s in (("loky", 1.9), ("threading", 0.95), ("multiprocessing", 1.4))]
+STREAM_SKELETON = """
+from joblib import Parallel, delayed
+from tqdm.auto import tqdm
+
+from helpers.core import workloads
 
 
-def test_slowest_backend(capsys):
-    namespace = run_solution("04_slowest_backend.py", {"backend_rows": BACKEND_ROWS})
-    assert checks.slowest_backend(namespace["answer_backend"], BACKEND_ROWS) is True
-    assert checks.slowest_backend(..., BACKEND_ROWS) is False
-    assert checks.slowest_backend("multiprocessing", BACKEND_ROWS) is False
-    assert "runs its tasks in threads" in shown(capsys)
-    assert checks.slowest_backend("dask", BACKEND_ROWS) is False
+def answer_stream(items, n_jobs):
+    parallel = Parallel(n_jobs=n_jobs, return_as=...)  # results as they finish, any order
+    results = parallel(delayed(workloads.sleep_io)(ms) for ms in items)
+    yield from tqdm(results, total=len(items))
+"""
 
 
-def test_slowest_backend_on_a_run_with_the_gil_off(capsys):
-    """A free-threaded kernel: threads may not be slowest, and no sentence blames the GIL."""
-    rows = [{"workload": "python", "backend": b, "speedup": s, "gil_enabled": False}
-            for b, s in (("loky", 1.7), ("threading", 1.9), ("multiprocessing", 1.4))]
-    namespace = run_solution("04_slowest_backend.py", {"backend_rows": rows})
-    assert namespace["answer_backend"] == "multiprocessing"
-    assert checks.slowest_backend("multiprocessing", rows) is True
-    assert "GIL off" in shown(capsys)
-    assert checks.slowest_backend("threading", rows) is False
-    assert "in threads" not in shown(capsys)
+def test_streams_results_solution_passes(capsys):
+    namespace = run_solution("04_streams_results.py", {})
+    assert checks.streams_results(namespace["answer_stream"]) is True
+    assert "before the slow one" in shown(capsys)
+
+
+@pytest.mark.parametrize(("return_as", "hint"), [
+    ("...", "raised"),
+    ('"list"', "nothing was streamed"),
+    ('"generator"', "nothing was streamed"),
+])
+def test_streams_results_wrong_answers(capsys, return_as, hint):
+    namespace: dict = {}
+    exec(compile(STREAM_SKELETON.replace("return_as=...", f"return_as={return_as}"),
+                 "learner", "exec"), namespace)
+    assert checks.streams_results(namespace["answer_stream"]) is False
+    assert hint in shown(capsys)
 
 
 HEAT = {"workers": [1, 2], "threads": [1, 2], "usable": 2,

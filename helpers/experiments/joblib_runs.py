@@ -340,3 +340,20 @@ def explain_oversubscription(heat: dict[str, Any]) -> str:
                                                   for (w, t), n in sorted(capped.items()))
                      + ".")
     return "\n".join(lines)
+
+
+# --- a learner's streaming call (exercise 04.2) ---
+
+
+def check_stream(stream: Any, items: tuple[int, ...] = (600, 20, 20, 20, 20, 20),
+                 n_jobs: int = 2) -> tuple[list[Any], float]:
+    """Consume ``stream(items, n_jobs)`` (a learner's generator of ``sleep_io`` results);
+    return the results and the seconds between the first and the last one arriving. A
+    call that streams unordered gets the 20 ms results long before the 600 ms one; one
+    that waits for everything, or keeps the order, gets them all at once."""
+    arrivals, results = [], []
+    with joblib_session():
+        for value in stream(list(items), n_jobs):
+            arrivals.append(time.perf_counter())
+            results.append(value)
+    return results, (arrivals[-1] - arrivals[0]) if arrivals else 0.0

@@ -344,28 +344,28 @@ def n_jobs_minus_one(answer: Any) -> str:
 
 
 @checker
-def slowest_backend(answer: Any, rows: Any) -> str:
-    """Exercise 04.2: the backend that sped pure-Python work up the least (in this run)."""
-    python = {r["backend"]: r["speedup"] for r in rows if r["workload"] == "python"}
-    slowest = min(python, key=python.get)
-    gil_on = all(r.get("gil_enabled", True) for r in rows)
-    if not isinstance(answer, str) or answer not in python:
-        raise NotYet(f"Answer with one of {sorted(python)} (a string).")
-    if answer == slowest:
-        if answer == "threading" and gil_on:
-            why = ("Threads share one GIL, so pure-Python tasks take turns; the other "
-                   "backends run processes.")
-        elif gil_on:
-            why = ("With the GIL on, `threading` is usually the slowest; this time "
-                   f"`{answer}` did worse: compare the ranges to see how noisy the run was.")
-        else:
-            why = ("This run had the GIL off, so threads ran pure Python in parallel too: "
-                   "what separates the backends is what each task costs them to hand over.")
-        return f"{answer}: {python[answer]:.2f}×. {why}"
-    hint = ("Which one runs its tasks in threads?" if gil_on and slowest == "threading"
-            else "Compare the speedups of the pure-Python rows.")
-    raise NotYet(f"{answer} reached {python[answer]:.2f}× on pure Python; one backend did "
-                 f"worse. {hint}")
+def streams_results(answer: Any) -> str:
+    """Exercise 04.2: the learner's generator, fed one 600 ms task and five of 20 ms: every
+    result must arrive, and the quick ones well before the slow one."""
+    from helpers.experiments import joblib_runs
+
+    if not callable(answer):
+        raise NotYet("Define `def answer_stream(items, n_jobs):` in the cell above.")
+    try:
+        results, spread = joblib_runs.check_stream(answer)
+    except Exception as error:
+        raise NotYet(f"Running it raised {type(error).__name__}: {error}") from None
+    expected = [600, 20, 20, 20, 20, 20]
+    if sorted(results) != sorted(expected):
+        raise NotYet(f"It gave {results}; expected every task's result ({expected}, in any "
+                     "order). Yield each one as it comes.")
+    if spread < 0.25:
+        raise NotYet(f"Every result arrived within {spread * 1000:.0f} ms of the others: "
+                     "nothing was streamed. `return_as=\"generator_unordered\"` hands each "
+                     "result over as it finishes; `\"generator\"` keeps the order, so the "
+                     "quick results wait behind the slow first one.")
+    return (f"The quick results came {spread * 1000:.0f} ms before the slow one: you can "
+            "show progress, or start on each result, while the rest are still running.")
 
 
 @checker
