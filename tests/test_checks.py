@@ -728,22 +728,34 @@ def test_advised_choice(capsys):
 
 # --- notebook 09 ---
 
-JOB_ROWS = [{"way": "joblib loky", "seconds": s} for s in (1.0, 1.1, 0.9)] + [
-    {"way": "joblib dask", "seconds": s} for s in (1.5, 1.4, 1.6)]
 SCATTER_ROWS = [{"way": "sent with every task", "seconds": s} for s in (0.5, 0.6, 0.4)] + [
     {"way": "scattered once", "seconds": s} for s in (0.1, 0.12, 0.11)]
 
+DASK_SKELETON = """
+from joblib import Parallel, delayed, parallel_config
 
-def test_faster_joblib_backend(capsys):
-    namespace = run_solution("09_faster_backend.py", {"job_rows": JOB_ROWS})
-    assert checks.faster_joblib_backend(namespace["answer_backend"], JOB_ROWS) is True
-    assert checks.faster_joblib_backend(..., JOB_ROWS) is False
-    assert checks.faster_joblib_backend("joblib dask", JOB_ROWS) is False
-    assert "1500 ms" in shown(capsys)
-    assert checks.faster_joblib_backend("dask", JOB_ROWS) is False
-    assert "one of" in shown(capsys)
-    tie = [{"way": "joblib loky", "seconds": 1.0}, {"way": "joblib dask", "seconds": 1.05}]
-    assert checks.faster_joblib_backend("joblib dask", tie) is True
+
+def answer_on_dask(fn, items):
+    with parallel_config(backend=...):  # the same joblib line; only the backend changes
+        return Parallel()(delayed(fn)(x) for x in items)
+"""
+
+
+@pytest.mark.slow
+def test_runs_on_dask_solution_and_wrong_answers(capsys):
+    """One test: each run starts (and closes) a LocalCluster of its own."""
+    namespace = run_solution("09_runs_on_dask.py", {})
+    assert checks.runs_on_dask(namespace["answer_on_dask"]) is True
+    assert "ran on the cluster's" in shown(capsys)
+    for backend, jobs, hint in (("...", "", "raised"),
+                                ('"loky"', "n_jobs=2", "not on the Dask workers"),
+                                ('"loky"', "", "ran in this kernel")):
+        code = DASK_SKELETON.replace("backend=...", f"backend={backend}").replace(
+            "Parallel()", f"Parallel({jobs})")
+        namespace = {}
+        exec(compile(code, "learner", "exec"), namespace)
+        assert checks.runs_on_dask(namespace["answer_on_dask"]) is False
+        assert hint in shown(capsys)
 
 
 def test_scatter_saving(capsys):

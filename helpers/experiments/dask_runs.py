@@ -142,3 +142,22 @@ def task_stream_records(data: list[dict[str, Any]], start: float) -> list[TaskRe
 def _compute_start(entry: dict[str, Any]) -> float:
     return min((p["start"] for p in entry["startstops"] if p["action"] == "compute"),
                default=0.0)
+
+
+# --- a learner's joblib-on-Dask call (exercise 09.1) ---
+
+
+def check_on_dask(run: Any, tasks: int = 8, workers: int = 2) -> tuple[list[Any], list[int]]:
+    """Start a LocalCluster of its own (its client becomes the default one, which joblib's
+    "dask" backend uses), call ``run(faults.worker_pid, range(tasks))``, and return what it
+    returned with the cluster's worker pids. The cluster, and any loky workers the call
+    started, are stopped whatever happens."""
+    from helpers.pool.joblib_backend import joblib_session
+    from helpers.servers import dask_cluster
+    from helpers.tasks import faults
+
+    # joblib_session: loky workers the learner's code may have started are stopped too
+    with joblib_session(), dask_cluster.start(workers=workers, local=True) as session:
+        pids = session.worker_pids()
+        returned = run(faults.worker_pid, list(range(tasks)))
+        return list(returned) if returned is not None else [], pids

@@ -687,22 +687,33 @@ def advised_choice(answer: Any, advice: Any) -> str:
 
 
 @checker
-def faster_joblib_backend(answer: Any, rows: Any) -> str:
-    """Exercise 09.1: which joblib backend ran the job faster here (ties within 10 %)."""
-    import statistics
+def runs_on_dask(answer: Any) -> str:
+    """Exercise 09.1: the learner's ``run(fn, items)``, called with a task that reports its
+    pid, beside a LocalCluster of the checker's own: every task must run on a Dask worker."""
+    import os
 
-    medians = {way: statistics.median(r["seconds"] for r in rows if r["way"] == way)
-               for way in ("joblib loky", "joblib dask")}
-    if answer not in medians:
-        raise NotYet(f"Answer with one of {sorted(medians)} (a string).")
-    best = min(medians, key=medians.get)
-    if medians[answer] <= 1.1 * medians[best]:
-        return (f"{answer}: {medians[answer] * 1000:.0f} ms (loky "
-                f"{medians['joblib loky'] * 1000:.0f} ms, dask "
-                f"{medians['joblib dask'] * 1000:.0f} ms). On one machine Dask adds a scheduler "
-                "hop per task; it pays off when the workers are on other machines.")
-    raise NotYet(f"{answer} took {medians[answer] * 1000:.0f} ms, the other "
-                 f"{medians[best] * 1000:.0f} ms.")
+    from helpers.experiments import dask_runs
+
+    if not callable(answer):
+        raise NotYet("Define `def answer_on_dask(fn, items):` in the cell above.")
+    try:
+        returned, dask_pids = dask_runs.check_on_dask(answer)
+    except Exception as error:
+        raise NotYet(f"Running it raised {type(error).__name__}: {error}") from None
+    if len(returned) != 8:
+        raise NotYet(f"It returned {len(returned)} result(s) for 8 items: return what "
+                     "`Parallel(...)(...)` gives back.")
+    where = set(returned)
+    if where <= {os.getpid()}:
+        raise NotYet("Every task ran in this kernel: joblib fell back to running them here. "
+                     "Choose the backend around the call: `with parallel_config(backend="
+                     "\"dask\"):`.")
+    if not where <= set(dask_pids):
+        raise NotYet("The tasks ran in other processes, but not on the Dask workers (loky's, "
+                     "probably): the backend to ask for is \"dask\".")
+    return (f"All 8 tasks ran on the cluster's {len(where)} worker process(es), from the same "
+            "`Parallel(...)(delayed(fn)(x) for x in items)` line as on loky: only the "
+            "backend around it changed.")
 
 
 @checker
