@@ -187,6 +187,41 @@ def test_replaces_dead_worker_refuses_what_is_not_a_pool(capsys):
     assert "write your own" in shown(capsys)
 
 
+TIME_JOB_SKELETON = """
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+from helpers.core import workloads
+
+
+def answer_time_job(workers, units, tasks):
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        ...  # start the workers first (not timed), then time the job until every result is back
+"""
+
+NO_WAIT = TIME_JOB_SKELETON.replace(
+    "        ...  # start", "        start = time.perf_counter()\n"
+    "        futures = [pool.submit(workloads.python_loop, units) for _ in range(tasks)]\n"
+    "        return time.perf_counter() - start  # start")
+
+
+def test_times_the_job_solution_passes(capsys):
+    namespace = run_solution("00_times_the_job.py", {})
+    assert checks.times_the_job(namespace["answer_time_job"]) is True
+    assert "Your loop timed" in shown(capsys)
+
+
+@pytest.mark.parametrize(("code", "hint"), [
+    (TIME_JOB_SKELETON, "returned None"),
+    (NO_WAIT, "stopped the clock before the results were back"),
+])
+def test_times_the_job_wrong_answers(capsys, code, hint):
+    namespace: dict = {}
+    exec(compile(code, "learner", "exec"), namespace)
+    assert checks.times_the_job(namespace["answer_time_job"]) is False
+    assert hint in shown(capsys)
+
+
 # --- notebook 01 ---
 
 def fake_runs(gil_enabled=True):

@@ -262,3 +262,30 @@ def _progress(items: list[Any], enabled: bool, description: str) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(items, desc=description, leave=False)
+
+
+# --- a learner's timing loop (exercise 00.3) ---
+
+
+@dataclass(frozen=True)
+class TimingCheck:
+    """What a learner's ``time_job(workers, units, tasks)`` measured, beside the work."""
+
+    seconds: dict[int, float]  # workers -> what it returned
+    work_seconds: float  # the job's work, run serially here first
+    tasks: int
+
+
+def check_time_job(time_job: Any, task_seconds: float = 0.05) -> TimingCheck:
+    """Run the learner's timing function for 1 worker and for every usable CPU, on a job of
+    4 tasks per usable CPU, after timing the same job serially here."""
+    usable = machine.usable_cpus()
+    calibration = workloads.calibrate("python", budget_seconds=0.3)
+    units = calibration.units_for(task_seconds)
+    tasks = 4 * usable
+    start = time.perf_counter()
+    for _ in range(tasks):
+        workloads.python_loop(units)
+    work = time.perf_counter() - start
+    seconds = {p: time_job(p, units, tasks) for p in sorted({1, usable})}
+    return TimingCheck(seconds, work, tasks)

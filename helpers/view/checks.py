@@ -122,6 +122,35 @@ def parallel_efficiency(answer: Any, result: Any) -> str:
                  "and divide by the number of workers.")
 
 
+@checker
+def times_the_job(answer: Any) -> str:
+    """Exercise 00.3: the learner's ``time_job(workers, units, tasks)`` with a process pool:
+    it must return the seconds the whole job took (every result back), for any worker count."""
+    from helpers.experiments import strong_scaling
+
+    if not callable(answer):
+        raise NotYet("Define `def answer_time_job(workers, units, tasks):` in the cell above.")
+    try:
+        run = strong_scaling.check_time_job(answer)
+    except Exception as error:
+        raise NotYet(f"Running it raised {type(error).__name__}: {error}") from None
+    for workers, seconds in run.seconds.items():
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            raise NotYet(f"With {workers} worker(s) it returned {seconds!r}: return the seconds "
+                         "the job took, a number (`time.perf_counter()` before and after).")
+        if seconds < 0.5 * run.work_seconds / workers:
+            raise NotYet(f"With {workers} worker(s) it says {seconds:.3f} s for "
+                         f"{run.work_seconds:.2f} s of work: it stopped the clock before the "
+                         "results were back. Collect every result (`list(pool.map(...))`) "
+                         "inside the timed part.")
+    one, top = run.seconds[1], max(run.seconds)
+    speedup = one / run.seconds[top]
+    return (f"Your loop timed {run.tasks} tasks: {one:.2f} s on 1 worker"
+            + (f", {run.seconds[top]:.2f} s on {top}: {speedup:.2f}×." if top > 1 else ".")
+            + " That is the whole scaling experiment; the course's version adds repeats, "
+              "interleaving and traces around the same lines.")
+
+
 # --- notebook 01 ---
 
 #: Offload strategies that keep the loop responsive *and* run CPU work in parallel.
