@@ -78,3 +78,11 @@ def test_pickle_cost_per_mib(capsys):
             {"method": "shared memory", "bytes": 64 * 2**20, "seconds": 0.03}]
     assert predictions.pickle_ms_per_mib(5, rows) is True
     assert "**5 ms/MiB**" in shown(capsys)
+
+
+@pytest.mark.parametrize(("method", "expected"), [("spawn", "fresh interpreter"),
+                                                  ("fork", "copies of this kernel")])
+def test_pool_run_seconds_names_the_start_method(capsys, method, expected):
+    assert predictions.pool_run_seconds(0.5, 0.45, 8, 0.05, 2, method) is True
+    text = shown(capsys)
+    assert "split perfectly, is 0.20 s; the rest (0.25 s)" in text and expected in text

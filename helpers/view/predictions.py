@@ -135,3 +135,16 @@ def pickle_ms_per_mib(prediction: Any, rows: Any) -> bool:
            "the pipe, and out into a new object, each copy at memory speed, with the pipe's "
            "system calls on top.")
     return graded(prediction, measured, what="Milliseconds per MiB", unit=" ms/MiB", why=why)
+
+
+def pool_run_seconds(prediction: Any, seconds: float, tasks: int, task_seconds: float,
+                     workers: int, start_method: str) -> bool:
+    """Notebook 05: how long step 1's pool took for the whole job, start and stop included."""
+    ideal = tasks * task_seconds / workers
+    rest = max(0.0, seconds - ideal)
+    why = (f"The work alone, split perfectly, is {ideal:.2f} s; the rest ({rest:.2f} s) "
+           f"is starting and stopping {workers} processes with **{start_method}**"
+           + (", each a fresh interpreter importing the course's code"
+              if start_method != "fork" else ", copies of this kernel made in moments")
+           + ", and handing out the tasks.")
+    return graded(prediction, seconds, what="The seconds", unit=" s", why=why)
