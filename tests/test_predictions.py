@@ -86,3 +86,23 @@ def test_pool_run_seconds_names_the_start_method(capsys, method, expected):
     assert predictions.pool_run_seconds(0.5, 0.45, 8, 0.05, 2, method) is True
     text = shown(capsys)
     assert "split perfectly, is 0.20 s; the rest (0.25 s)" in text and expected in text
+
+
+def test_dask_over_loky(capsys):
+    from helpers.core.measure import spread
+
+    speedups = {"joblib loky": spread([1.8]), "joblib dask": spread([1.5])}
+    assert predictions.dask_over_loky(0.8, speedups) is True
+    assert "loky reached 1.80×, Dask 1.50×" in shown(capsys)
+
+
+def test_benchmark_speedup_reads_the_summary(capsys):
+    from test_diagnosis import clean_result
+
+    result = clean_result()
+    assert predictions.benchmark_speedup(7.0, result, "python", "WorkerPool") is True
+    assert "8 processes" in shown(capsys)
+    assert predictions.benchmark_speedup(7.0, result, "python", "threads") is True
+    assert "GIL off" in shown(capsys)
+    assert predictions.benchmark_speedup(1.0, {"summary": {}}, "python", "threads") is False
+    assert "run the scaling part first" in shown(capsys)

@@ -148,3 +148,37 @@ def pool_run_seconds(prediction: Any, seconds: float, tasks: int, task_seconds: 
               if start_method != "fork" else ", copies of this kernel made in moments")
            + ", and handing out the tasks.")
     return graded(prediction, seconds, what="The seconds", unit=" s", why=why)
+
+
+def dask_over_loky(prediction: Any, speedups: Any) -> bool:
+    """Notebook 09: Dask's speedup as a share of loky's (1.0: as fast; 0.8: 20 % slower)."""
+    loky, dask = speedups["joblib loky"].median, speedups["joblib dask"].median
+    why = (f"loky reached {loky:.2f}×, Dask {dask:.2f}× on this one machine: Dask adds a hop "
+           "per batch (client → scheduler → worker and back), which pays off only when the "
+           "workers are on other machines, or the tasks form a graph whose data Dask keeps "
+           "where it is.")
+    return graded(prediction, dask / loky, what="Dask's share of loky's speedup", unit="",
+                  why=why)
+
+
+def benchmark_speedup(prediction: Any, document: Any, workload: str, executor: str) -> bool:
+    """Notebook 10: one scaling figure of the learner's own benchmark run."""
+    from helpers.bench.schema import Summary
+
+    summary = Summary.from_json(document.get("summary", {}))
+    points = summary.speedup.get(workload, {}).get(executor, {})
+    if not points:
+        return report(False, f"This run has no {workload} figure for {executor}: run the "
+                             "scaling part first.")
+    top = max(points)
+    measured = points[top].median
+    gil_on = document.get("machine", {}).get("gil_enabled", True)
+    if executor == "threads" and workload == "python":
+        why = ("With the GIL on, threads run pure Python one at a time." if gil_on else
+               "With the GIL off, threads ran pure Python in parallel.")
+    elif executor == "threads":
+        why = f"{workload} runs in C with the GIL released, so threads run it in parallel."
+    else:
+        why = (f"{top} processes, each with its own interpreter: the gap to {top}× is start-up, "
+               "handing out tasks and anything else on the machine (the diagnosis below).")
+    return graded(prediction, measured, what="The speedup", unit="×", why=why)
