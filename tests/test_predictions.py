@@ -106,3 +106,11 @@ def test_benchmark_speedup_reads_the_summary(capsys):
     assert "GIL off" in shown(capsys)
     assert predictions.benchmark_speedup(1.0, {"summary": {}}, "python", "threads") is False
     assert "run the scaling part first" in shown(capsys)
+
+
+def test_numpy_speedup(capsys):
+    from helpers.core.measure import spread
+
+    speedups = {"NumPy, 1 process": spread([40.0]), "pure Python, 2 processes": spread([1.8])}
+    assert predictions.numpy_speedup(10, speedups) is False
+    assert "40.0× on one CPU, against 1.80×" in shown(capsys)

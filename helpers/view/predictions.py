@@ -182,3 +182,14 @@ def benchmark_speedup(prediction: Any, document: Any, workload: str, executor: s
         why = (f"{top} processes, each with its own interpreter: the gap to {top}× is start-up, "
                "handing out tasks and anything else on the machine (the diagnosis below).")
     return graded(prediction, measured, what="The speedup", unit="×", why=why)
+
+
+def numpy_speedup(prediction: Any, speedups: Any) -> bool:
+    """Notebook 08: NumPy on one CPU, as a speedup over the pure-Python loops."""
+    numpy = speedups["NumPy, 1 process"].median
+    processes = max((v.median for k, v in speedups.items()
+                     if k.startswith("pure Python") and "processes" in k), default=1.0)
+    why = (f"NumPy did the arithmetic in C: {numpy:.1f}× on one CPU, against {processes:.2f}× "
+           "for the same Python loops on every CPU. Processes can at best divide the time by "
+           "the CPUs; vectorising removes the interpreter from the inner loop.")
+    return graded(prediction, numpy, what="The speedup", unit="×", why=why)
