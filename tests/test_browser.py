@@ -129,6 +129,24 @@ def error_outputs(page) -> list[str]:
         "nodes => nodes.map(n => n.textContent).filter(t => /Traceback|Error:/.test(t))")
 
 
+def type_the_solution_and_check(page, marker: str, solution: str, verdict: str) -> None:
+    """As a learner does: replace the exercise cell holding ``marker`` with the solution,
+    typed into the editor, run it and the check cell after it, and wait for ``verdict``
+    (a phrase of the checker's "correct" message)."""
+    code = (ROOT / "notebooks" / "solutions" / solution).read_text()
+    cell = page.locator(".jp-CodeCell").filter(has_text=marker).first
+    cell.scroll_into_view_if_needed()
+    cell.locator(".cm-content").first.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.insert_text(code)
+    page.keyboard.press("Shift+Enter")  # runs the exercise cell, selects the check cell
+    page.keyboard.press("Shift+Enter")  # runs the check
+    page.wait_for_function(
+        """verdict => [...document.querySelectorAll('.jp-OutputArea-output')]
+               .some(n => n.textContent.includes(verdict))""", arg=verdict, timeout=120_000)
+    assert error_outputs(page) == []
+
+
 @needs_chromium
 @pytest.mark.notebooks
 def test_notebook_00_runs_in_jupyterlab_and_its_dashboard_redraws(jupyterlab):
@@ -168,6 +186,8 @@ def test_notebook_00_runs_in_jupyterlab_and_its_dashboard_redraws(jupyterlab):
             assert images.first.evaluate("img => img.complete && img.naturalWidth > 0")
             assert error_outputs(page) == []
             page.screenshot(path=str(SCREENSHOTS / "notebook-00-dashboard.png"), full_page=False)
+            type_the_solution_and_check(page, "def answer_time_job", "00_times_the_job.py",
+                                        "Your loop timed")
         except Exception:
             page.screenshot(path=str(SCREENSHOTS / "notebook-00-failure.png"), full_page=False)
             raise
