@@ -536,20 +536,25 @@ def test_module_function_under_spawn_without_the_file(capsys, tmp_path):
     assert "run the `%%writefile` cell first" in shown(capsys)
 
 
-BREAK_ROWS = [{"task_ms": 0.05, "chunksize": c, "speedup": s} for c, s in ((1, 0.4), (8, 1.3),
-                                                                          (64, 1.8))] + \
-             [{"task_ms": 5.0, "chunksize": c, "speedup": s} for c, s in ((1, 1.9), (8, 1.9),
-                                                                         (64, 1.1))]
+def test_chunksize_for(capsys):
+    pickle_rows = [{"bytes": 1024, "round_trip_s": 100e-6}]
+    namespace = run_solution("03_chunksize_for.py", {"pickle_rows": pickle_rows})
+    assert namespace["answer_chunksize"] == 10
+    assert checks.chunksize_for(namespace["answer_chunksize"], 100e-6, 2) is True
+    assert checks.chunksize_for(250, 100e-6, 2) is True
+    assert checks.chunksize_for(..., 100e-6, 2) is False
+    assert checks.chunksize_for(5, 100e-6, 2) is False
+    assert "= 10 tasks" in shown(capsys)
+    assert checks.chunksize_for(500, 100e-6, 2) is False
+    assert "fewer than 4 each" in shown(capsys)
+    assert checks.chunksize_for(2.5, 100e-6, 2) is False
+    assert "whole number" in shown(capsys)
 
 
-def test_best_chunksize(capsys):
-    namespace = run_solution("03_best_chunksize.py", {"break_rows": BREAK_ROWS})
-    assert checks.best_chunksize(namespace["answer_chunksize"], BREAK_ROWS) is True
-    assert checks.best_chunksize(..., BREAK_ROWS) is False
-    assert checks.best_chunksize(1, BREAK_ROWS) is False
-    assert "another did better" in shown(capsys)
-    assert checks.best_chunksize(10, BREAK_ROWS) is False
-    assert "Pick one of the chunk sizes" in shown(capsys)
+def test_chunksize_for_a_machine_whose_messages_are_slow(capsys):
+    assert checks.chunksize_for(1000, 10e-3, 16) is True  # 1000 tasks: 200 ms a chunk
+    assert "make the tasks bigger" in shown(capsys)
+    assert checks.chunksize_for(100, 10e-3, 16) is False
 
 
 def test_serial_fraction(capsys):

@@ -319,19 +319,37 @@ def module_function_under_spawn(answer: Any) -> str:
 
 
 @checker
-def best_chunksize(answer: Any, rows: Any) -> str:
-    """Exercise 03.2: for the shortest tasks measured, which chunk size gave the best speedup."""
-    shortest = min(r["task_ms"] for r in rows)
-    candidates = {r["chunksize"]: r["speedup"] for r in rows if r["task_ms"] == shortest}
-    best = max(candidates, key=candidates.get)
+def chunksize_for(answer: Any, message_seconds: float, usable: int, tasks: int = 2000,
+                  task_seconds: float = 0.0002) -> str:
+    """Exercise 03.2: a chunk size for ``tasks`` tasks of ``task_seconds`` such that one
+    message's cost (``message_seconds``, measured) is at most 5 % of a chunk's work, while
+    every usable worker still gets at least 4 chunks."""
     value = _number(answer, "The chunk size")
-    if value == best:
-        return (f"chunksize={best}: {candidates[best]:.2f}× with {shortest:g} ms tasks. One "
-                "message per chunk instead of per task pays the fixed cost once per chunk.")
-    if value not in candidates:
-        raise NotYet(f"Pick one of the chunk sizes measured: {sorted(candidates)}.")
-    raise NotYet(f"chunksize={value:g} gave {candidates[value]:.2f}× at {shortest:g} ms; "
-                 "another did better.")
+    if value != int(value) or value < 1:
+        raise NotYet("A chunk size is a whole number of tasks, at least 1.")
+    smallest = math.ceil(message_seconds / (0.05 * task_seconds))
+    largest = max(1, tasks // (4 * usable))
+    if smallest > largest:  # a slow message: the overhead rule wins, say so
+        if value >= smallest:
+            return (f"{int(value)}: each message costs {message_seconds * 1e6:.0f} µs here, so a "
+                    f"chunk needs at least {smallest} tasks of {task_seconds * 1000:g} ms to keep "
+                    "it under 5 %; that leaves fewer than 4 chunks per worker, so on this "
+                    "machine make the tasks bigger if you can.")
+        raise NotYet(f"At {message_seconds * 1e6:.0f} µs per message, a chunk needs "
+                     f"{message_seconds * 1e6:.0f} µs / 5 % = at least {smallest} tasks of "
+                     f"{task_seconds * 1000:g} ms.")
+    if value < smallest:
+        raise NotYet(f"{int(value)} tasks are {value * task_seconds * 1e3:.1f} ms of work per "
+                     f"message; the message costs {message_seconds * 1e6:.0f} µs, more than 5 % "
+                     f"of that. Chunks need at least message cost / (5 % × task time) = "
+                     f"{smallest} tasks.")
+    if value > largest:
+        raise NotYet(f"{int(value)} tasks per chunk leave {tasks / value:.0f} chunks for "
+                     f"{usable} workers: fewer than 4 each, so the last ones finish alone. Keep "
+                     f"it at or below {tasks} / (4 × {usable}) = {largest}.")
+    return (f"{int(value)}: between {smallest} (the message costs at most 5 % of a chunk) and "
+            f"{largest} (every worker gets at least 4 chunks). `map(..., chunksize=c)` and "
+            "WorkerPool's automatic batching apply the same two rules.")
 
 
 @checker
