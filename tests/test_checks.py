@@ -619,20 +619,33 @@ def test_streams_results_wrong_answers(capsys, return_as, hint):
     assert hint in shown(capsys)
 
 
-HEAT = {"workers": [1, 2], "threads": [1, 2], "usable": 2,
-        "seconds": {(1, 1): 0.50, (1, 2): 0.26, (2, 1): 0.25, (2, 2): 0.9}}
+BLAS_SKELETON = """
+from helpers.core import workloads
+from helpers.pool import WorkerPool
 
 
-def test_fastest_cell(capsys):
-    namespace = run_solution("04_fastest_cell.py", {"heat": HEAT})
-    assert checks.fastest_cell(namespace["answer_cell"], HEAT) is True
-    assert checks.fastest_cell((1, 2), HEAT) is True  # within 10 %: a tie
-    assert "a tie" in shown(capsys)
-    assert checks.fastest_cell(..., HEAT) is False
-    assert checks.fastest_cell((2, 2), HEAT) is False
-    assert "lightest cell" in shown(capsys)
-    assert checks.fastest_cell((8, 8), HEAT) is False
-    assert checks.fastest_cell("2x1", HEAT) is False
+def answer_pool(workers):
+    return WorkerPool(workers, initializer=..., initargs=...)  # one BLAS thread per worker
+"""
+
+
+def test_one_blas_thread_per_worker(capsys):
+    from helpers.core import machine
+
+    namespace = run_solution("04_one_blas_thread_per_worker.py", {})
+    assert checks.one_blas_thread_per_worker(namespace["answer_pool"]) is True
+    assert "one BLAS thread" in shown(capsys)
+    namespace = {}
+    exec(compile(BLAS_SKELETON, "learner", "exec"), namespace)
+    assert checks.one_blas_thread_per_worker(namespace["answer_pool"]) is False
+    assert "raised" in shown(capsys)  # `...` is not a callable initializer
+    assert checks.one_blas_thread_per_worker(lambda workers: None) is False
+    assert "return the `WorkerPool`" in shown(capsys)
+    if max((p["threads"] or 1) for p in machine.blas_threadpools()) > 1:
+        from helpers.pool import WorkerPool
+
+        assert checks.one_blas_thread_per_worker(lambda workers: WorkerPool(workers)) is False
+        assert "still run" in shown(capsys)
 
 
 # --- notebook 07 ---

@@ -416,23 +416,33 @@ def streams_results(answer: Any) -> str:
 
 
 @checker
-def fastest_cell(answer: Any, result: Any) -> str:
-    """Exercise 04.3: the (workers, BLAS threads) pair that ran the NumPy job fastest."""
-    seconds = result["seconds"]
-    best = min(seconds, key=seconds.get)
-    if not isinstance(answer, tuple) or len(answer) != 2:
-        raise NotYet("Answer with a pair: (workers, threads), for example (2, 1).")
-    if tuple(answer) not in seconds:
-        raise NotYet(f"Pick a cell of the heatmap: workers in {result['workers']}, threads "
-                     f"in {result['threads']}.")
-    chosen = seconds[tuple(answer)]
-    if chosen <= 1.1 * seconds[best]:
-        w, t = answer
-        tie = "" if tuple(answer) == best else " (within 10 % of the fastest: a tie)"
-        return (f"{w} workers × {t} BLAS thread(s): {chosen:.2f} s{tie}. Several workers that "
-                "each run several BLAS threads only take turns on the same CPUs.")
-    raise NotYet(f"{answer} took {chosen:.2f} s; the fastest cell took "
-                 f"{seconds[best]:.2f} s. Look for the lightest cell.")
+def one_blas_thread_per_worker(answer: Any) -> str:
+    """Exercise 04.3: the learner's ``make_pool(workers)``: a pool whose every worker runs
+    NumPy with one BLAS thread (the fix for workers × BLAS threads oversubscribing)."""
+    from helpers.core import workloads
+    from helpers.pool import WorkerPool
+
+    if not callable(answer):
+        raise NotYet("Define `def answer_pool(workers):` in the cell above.")
+    try:
+        pool = answer(2)
+    except Exception as error:
+        raise NotYet(f"Making the pool raised {type(error).__name__}: {error}") from None
+    if not isinstance(pool, WorkerPool):
+        raise NotYet(f"It returned {pool!r}: return the `WorkerPool` you made.")
+    try:
+        threads = set(pool.map(workloads.blas_threads, range(8), timeout=120))
+    except Exception as error:
+        raise NotYet(f"The workers failed: {type(error).__name__}: {error}") from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    if threads != {1}:
+        raise NotYet(f"The workers still run {max(threads)} BLAS thread(s) each: give the pool "
+                     "an initializer that limits them, `initializer=workloads.limit_blas_threads, "
+                     "initargs=(1,)` (threadpoolctl, once in each worker).")
+    return ("Every worker runs its matrix products on one BLAS thread: N workers keep N CPUs "
+            "busy, not N × (BLAS threads). joblib's `inner_max_num_threads` does the same for "
+            "its workers.")
 
 
 # --- notebook 05 ---
