@@ -781,9 +781,6 @@ def test_advised_choice(capsys):
 
 # --- notebook 09 ---
 
-SCATTER_ROWS = [{"way": "sent with every task", "seconds": s} for s in (0.5, 0.6, 0.4)] + [
-    {"way": "scattered once", "seconds": s} for s in (0.1, 0.12, 0.11)]
-
 DASK_SKELETON = """
 from joblib import Parallel, delayed, parallel_config
 
@@ -811,12 +808,27 @@ def test_runs_on_dask_solution_and_wrong_answers(capsys):
         assert hint in shown(capsys)
 
 
-def test_scatter_saving(capsys):
-    namespace = run_solution("09_scatter_saving.py", {"scatter_rows": SCATTER_ROWS})
-    assert namespace["answer_ratio"] == pytest.approx(0.5 / 0.11)
-    assert checks.scatter_saving(namespace["answer_ratio"], SCATTER_ROWS) is True
-    assert checks.scatter_saving(..., SCATTER_ROWS) is False
-    assert checks.scatter_saving(0.22, SCATTER_ROWS) is False
-    assert "the other way round" in shown(capsys)
-    assert checks.scatter_saving(10, SCATTER_ROWS) is False
-    assert "within 25 %" in shown(capsys)
+SCATTER_SKELETON = """
+import zlib
+
+
+def answer_scatter(client, payload, tasks):
+    remote = ...  # put the payload on the cluster once (client.scatter), keep the future
+    futures = [client.submit(zlib.crc32, remote, pure=False) for _ in range(tasks)]
+    return client.gather(futures)
+"""
+
+
+@pytest.mark.slow
+def test_scatters_once_solution_and_wrong_answers(capsys):
+    """One test: each check starts (and closes) a LocalCluster of its own."""
+    namespace = run_solution("09_scatters_once.py", {})
+    assert checks.scatters_once(namespace["answer_scatter"]) is True
+    assert "went to the cluster once" in shown(capsys)
+    for replacement, hint in (("remote = ...", "raised"),
+                              ("remote = payload", "carried the payload itself")):
+        namespace = {}
+        code = SCATTER_SKELETON.replace("remote = ...", replacement)
+        exec(compile(code, "learner", "exec"), namespace)
+        assert checks.scatters_once(namespace["answer_scatter"]) is False
+        assert hint in shown(capsys)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 import zlib
+from dataclasses import dataclass, field
 from typing import Any
 
 from helpers.core import config, measure, workloads
@@ -152,7 +153,6 @@ def check_on_dask(run: Any, tasks: int = 8, workers: int = 2) -> tuple[list[Any]
     "dask" backend uses), call ``run(faults.worker_pid, range(tasks))``, and return what it
     returned with the cluster's worker pids. The cluster, and any loky workers the call
     started, are stopped whatever happens."""
-    from helpers.pool.joblib_backend import joblib_session
     from helpers.servers import dask_cluster
     from helpers.tasks import faults
 
@@ -161,3 +161,53 @@ def check_on_dask(run: Any, tasks: int = 8, workers: int = 2) -> tuple[list[Any]
         pids = session.worker_pids()
         returned = run(faults.worker_pid, list(range(tasks)))
         return list(returned) if returned is not None else [], pids
+
+
+# --- a learner's scatter (exercise 09.2) ---
+
+
+@dataclass
+class ScatterCheck:
+    """What a learner's ``scatter_job(client, payload, tasks)`` did on a fresh cluster."""
+
+    returned: list[Any] = field(default_factory=list)
+    expected: int = 0
+    scatters: int = 0  # calls of client.scatter
+    big_arguments: int = 0  # submit calls that carried the payload itself
+
+
+class _WatchedClient:
+    """The real client, with ``scatter`` and ``submit`` counted on the way through."""
+
+    def __init__(self, client: Any, check: ScatterCheck, big: int) -> None:
+        self._client, self._check, self._big = client, check, big
+
+    def scatter(self, *args: Any, **kwargs: Any) -> Any:
+        self._check.scatters += 1
+        return self._client.scatter(*args, **kwargs)
+
+    def submit(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if any(isinstance(a, (bytes, bytearray)) and len(a) >= self._big for a in args):
+            self._check.big_arguments += 1
+        return self._client.submit(fn, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def check_scatter(scatter_job: Any, payload_mib: int = 4, tasks: int = 6,
+                  workers: int = 2) -> ScatterCheck:
+    """Call ``scatter_job(client, payload, tasks)`` beside a LocalCluster of its own, with a
+    client that counts scatters and the submits that carry the payload. Closed at the end."""
+    import warnings
+
+    from helpers.servers import dask_cluster
+
+    payload = b"d" * (payload_mib * 2**20)
+    check = ScatterCheck(expected=zlib.crc32(payload))
+    with dask_cluster.start(workers=workers, local=True) as session, \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Dask warns about large arguments: the point here
+        returned = scatter_job(_WatchedClient(session.client, check, 2**20), payload, tasks)
+        check.returned = list(returned) if returned is not None else []
+    return check

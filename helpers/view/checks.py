@@ -774,22 +774,28 @@ def runs_on_dask(answer: Any) -> str:
 
 
 @checker
-def scatter_saving(answer: Any, rows: Any) -> str:
-    """Exercise 09.2: how many times faster scattering once was than sending every time."""
-    import statistics
+def scatters_once(answer: Any) -> str:
+    """Exercise 09.2: the learner's ``scatter_job(client, payload, tasks)``, on a fresh
+    cluster: every task's result right, the payload scattered, never sent with a task."""
+    from helpers.experiments import dask_runs
 
-    value = _number(answer, "The ratio")
-    sent = statistics.median(r["seconds"] for r in rows if r["way"] == "sent with every task")
-    scattered = statistics.median(r["seconds"] for r in rows if r["way"] == "scattered once")
-    ratio = sent / scattered
-    if abs(value - ratio) <= 0.25 * ratio:
-        return (f"About {ratio:.1f}×: the payload crossed to each worker once instead of once "
-                "per task. Across a network, where bytes are slower, the gap grows.")
-    if abs(value - 1 / ratio) <= 0.25 / ratio:
-        raise NotYet("That is the ratio the other way round: divide the time of sending with "
-                     "every task by the time of scattering once.")
-    raise NotYet("Compare the median times of the two ways in `scatter_rows` "
-                 "(the answer is within 25 % of the ratio).")
+    if not callable(answer):
+        raise NotYet("Define `def answer_scatter(client, payload, tasks):` in the cell above.")
+    try:
+        run = dask_runs.check_scatter(answer)
+    except Exception as error:
+        raise NotYet(f"Running it raised {type(error).__name__}: {error}") from None
+    if run.returned != [run.expected] * 6:
+        raise NotYet(f"It returned {run.returned[:3]}…, not six checksums of the payload: "
+                     "`return client.gather(futures)`.")
+    if run.big_arguments:
+        raise NotYet(f"{run.big_arguments} task(s) carried the payload itself: pass the future "
+                     "`client.scatter` gave you, not the bytes.")
+    if not run.scatters:
+        raise NotYet("The payload never went through `client.scatter`.")
+    return ("The payload went to the cluster once; each task got only a future naming it, "
+            "and the workers read it where it already was. Across a network, that is the "
+            "difference between sending it once and once per task.")
 
 
 # --- notebook 10 ---
