@@ -63,10 +63,17 @@ def test_the_summary_on_disk_is_what_summarize_writes(path):
     assert compare.with_summary(document)["summary"] == fresh.to_json()
 
 
+def as_before_the_ranges(summary: dict) -> dict:
+    """A summary as files written before the ranges existed hold it."""
+    old = {k: v for k, v in summary.items() if k not in NEWER_KEYS}
+    old["task_size"] = {k: v for k, v in summary["task_size"].items() if k != "range"}
+    return old
+
+
 def test_old_files_lack_only_the_ranges_and_read_them_as_empty():
-    old = [stored(path)["summary"] for path in REFERENCES
-           if not NEWER_KEYS <= set(stored(path)["summary"])]
-    assert old, "no reference file from before the ranges: this test has nothing to check"
+    """Files from before the ranges (the first 2-CPU references were) still read; built from
+    today's files, since those old files have been replaced by newer runs."""
+    old = [as_before_the_ranges(stored(path)["summary"]) for path in REFERENCES]
     current = set(Summary().to_json())
     for data in old:
         assert current - set(data) == NEWER_KEYS and "range" not in data["task_size"]

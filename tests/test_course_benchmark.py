@@ -341,3 +341,17 @@ def test_the_task_size_explanation_quotes_the_reference_files():
             points = table.efficiency["ProcessPoolExecutor"]
             assert f"{points[max(points)]:.0%} with {max(points):g} ms tasks" in text
             assert f"{table.workers} workers" in text
+
+
+def test_references_from_an_older_plan_say_so_beside_a_new_run(tmp_path):
+    import shutil
+
+    from helpers.core import paths
+
+    old = paths.REPO_ROOT / "data" / "reference" / "course-16cpu-intel-xeon-quick.json"
+    shutil.copy(old, tmp_path / old.name)
+    mine = {"mode": "quick", "plan": dataclasses.asdict(suite.Plan.make(True, usable=2))}
+    references, note = compare.comparable(mine, tmp_path)
+    assert references and "older plan" in note and old.name in note
+    mine["plan"].pop("plan_version")  # two old runs are like each other
+    assert "older plan" not in compare.comparable(mine, tmp_path)[1]

@@ -15,7 +15,7 @@ from helpers.bench.schema import Summary
 from helpers.core import paths
 from helpers.view import compare, instructors
 
-NOTEBOOKS = sorted(paths.NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = sorted(paths.NOTEBOOKS_DIR.glob("[0-9][0-9]*_*.ipynb"))
 #: The notebooks whose prose about reference machines is generated (this issue's scope).
 GENERATED_PROSE = ("00_your_machine.ipynb", "03_processes.ipynb", "10_capstone.ipynb")
 #: A speedup or slowdown typed as a number: "9.6×", "10 ×", "9.6–10.2×".
@@ -107,3 +107,17 @@ def test_render_replaces_only_the_marked_sections():
     assert "old" not in fresh and "\nNEW\n" in fresh and "\nT\n" in fresh
     with pytest.raises(ValueError, match="no generated section 'timings'"):
         instructors.render("no markers", {"timings": "NEW"})
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_the_readme_quotes_each_notebooks_metadata_run_times(path):
+    """README's notebook table: the run-time column says what the notebook's metadata says."""
+    course = json.loads(path.read_text())["metadata"]["course"]
+    key = path.name.split("_")[0]
+    readme = (paths.REPO_ROOT / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith(f"| {key} | "))
+    run_time = row.split(" | ")[-2]
+    assert re.match(rf"~{course['run_seconds']} s\b", run_time), (key, run_time)
+    quick = course.get("quick_run_seconds")
+    if quick is not None and quick != course["run_seconds"]:
+        assert f"~{quick} s" in run_time, (key, run_time)

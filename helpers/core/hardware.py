@@ -231,9 +231,28 @@ def throttling(root: Path | str = "/") -> Throttling | None:
 
 
 def own_cpu_seconds() -> float:
-    """CPU seconds of this process and of the children it has waited for (its workers)."""
+    """CPU seconds of this process's whole family: itself, the children it has waited for,
+    and (with psutil) every descendant still alive, with the ones *they* waited for. A
+    long-lived child such as multiprocessing's fork server or resource tracker, or a pool's
+    worker, is this program's work, not another program's."""
     times = os.times()
-    return times.user + times.system + times.children_user + times.children_system
+    total = times.user + times.system + times.children_user + times.children_system
+    try:
+        import psutil
+    except ImportError:
+        return total
+    try:
+        family = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return total
+    for process in family:
+        try:
+            cpu = process.cpu_times()
+        except psutil.Error:  # it ended meanwhile: its parent's totals will carry it
+            continue
+        total += cpu.user + cpu.system + getattr(cpu, "children_user", 0.0) + \
+            getattr(cpu, "children_system", 0.0)
+    return total
 
 
 # --- during a run ---

@@ -10,7 +10,8 @@
 
 gunicorn is a real dependency (Unix only); it runs the same WSGI app as the course's
 pre-fork server (``helpers.servers.demo_app:app``). For asyncio apps, gunicorn runs ASGI
-workers too (``-k uvicorn.workers.UvicornWorker``, from the uvicorn package).
+workers too (``-k uvicorn_worker.UvicornWorker``, from the uvicorn-worker package; the
+older ``uvicorn.workers`` module is deprecated): notebook 06b runs them.
 """
 
 from __future__ import annotations

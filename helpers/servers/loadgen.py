@@ -9,6 +9,11 @@
       ──> LoadResult: one record per request (start, latency, status, who answered),
           throughput, p50/p95/p99 latency, failures by kind, the generator's CPU seconds
 
+That is a *closed loop*: a slow server slows the clients down, so requests that would have
+arrived meanwhile are never sent and their waiting is never measured (coordinated
+omission). ``load(url, rate=R)`` is an *open loop* instead: one request every 1/R s, on
+schedule whatever the answers, each latency counted from when it was due.
+
 Each request uses its own HTTP/1.0 connection (the server closes it after answering),
 the way a sync worker serves. Only loopback URLs are accepted. On a 2-core machine the
 generator competes with the server for the CPUs: its CPU time is in the result, so you
@@ -31,6 +36,7 @@ from helpers.core import config, measure, watchdog
 
 MAX_REQUESTS = 100_000
 MAX_CONCURRENCY = 256
+MAX_RATE = 5000.0
 MAX_SECONDS = 120.0
 REQUEST_TIMEOUT_SECONDS = 10.0
 
@@ -48,6 +54,9 @@ class LoadResult:
     statuses: list[int] = field(default_factory=list)  # HTTP status, 0 when it failed
     errors: list[str] = field(default_factory=list)  # "" or the failure's kind
     pids: list[int] = field(default_factory=list)  # who answered (0: unknown)
+    #: None: closed loop (``concurrency`` clients back to back); a number: open loop, one
+    #: request every 1/rate s whatever the answers, latency counted from when it was due
+    rate: float | None = None
 
     @property
     def requests(self) -> int:
@@ -136,8 +145,10 @@ async def _one_request(host: str, port: int, path: str) -> tuple[int, int, str]:
     return status, pid, ""
 
 
-async def _run(url: str, requests: int, concurrency: int, max_seconds: float
-               ) -> dict[str, Any]:
+async def _run(url: str, requests: int, concurrency: int, max_seconds: float,
+               rate: float | None = None) -> dict[str, Any]:
+    if rate is not None:
+        return await _run_open(url, requests, max_seconds, rate)
     host, port, path = check_url(url)
     origin, deadline = time.perf_counter(), time.perf_counter() + max_seconds
     records: list[tuple[float, float, int, str, int]] = []
@@ -166,18 +177,69 @@ async def _run(url: str, requests: int, concurrency: int, max_seconds: float
         pids=[r[4] for r in records]))
 
 
+async def _run_open(url: str, requests: int, max_seconds: float, rate: float
+                    ) -> dict[str, Any]:
+    """Open loop: request i is due at i / rate s, sent then whether or not earlier ones
+    have been answered (at most MAX_CONCURRENCY at once; beyond that it fails as
+    "client limit"). Its latency counts from when it was due, so time spent queueing
+    behind a slow server is not hidden (no coordinated omission)."""
+    host, port, path = check_url(url)
+    origin = time.perf_counter()
+    records: list[tuple[float, float, int, str, int]] = []
+    outstanding = 0
+
+    async def one(due: float) -> None:
+        nonlocal outstanding
+        if outstanding >= MAX_CONCURRENCY:
+            records.append((due - origin, 0.0, 0, "client limit", 0))
+            return
+        outstanding += 1
+        try:
+            status, pid, error = await asyncio.wait_for(
+                _one_request(host, port, path), REQUEST_TIMEOUT_SECONDS)
+        except (TimeoutError, OSError, ValueError, IndexError) as failure:
+            status, pid, error = 0, 0, type(failure).__name__
+        finally:
+            outstanding -= 1
+        records.append((due - origin, time.perf_counter() - due, status, error, pid))
+
+    cpu = time.process_time()
+    tasks = []
+    for i in range(requests):
+        due = origin + i / rate
+        if due - origin >= max_seconds:
+            break
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(due)))
+    await asyncio.gather(*tasks)
+    records.sort()
+    return asdict(LoadResult(
+        url=url, concurrency=MAX_CONCURRENCY, wall_seconds=time.perf_counter() - origin,
+        cpu_seconds=time.process_time() - cpu,
+        starts=[r[0] for r in records], latencies=[r[1] for r in records],
+        statuses=[r[2] for r in records], errors=[r[3] for r in records],
+        pids=[r[4] for r in records], rate=rate))
+
+
 def _load_process(url: str, requests: int, concurrency: int, max_seconds: float,
-                  results: Any) -> None:
+                  results: Any, rate: float | None = None) -> None:
     watchdog.worker_setup()
-    results.send(asyncio.run(_run(url, requests, concurrency, max_seconds)))
+    results.send(asyncio.run(_run(url, requests, concurrency, max_seconds, rate)))
     results.close()
 
 
 class LoadRun:
     """A load run going on in its own process; :meth:`result` waits for it."""
 
-    def __init__(self, url: str, requests: int, concurrency: int, max_seconds: float) -> None:
+    def __init__(self, url: str, requests: int, concurrency: int, max_seconds: float,
+                 rate: float | None = None) -> None:
         check_url(url)
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float))
+                                 or not 0 < rate <= MAX_RATE):
+            raise ValueError(f"rate must be above 0 and at most {MAX_RATE} requests/s "
+                             f"(or None for a closed loop), got {rate!r}")
         if not 1 <= requests <= MAX_REQUESTS:
             raise ValueError(f"requests must be 1 to {MAX_REQUESTS}, got {requests!r}")
         if not 1 <= concurrency <= MAX_CONCURRENCY:
@@ -189,7 +251,8 @@ class LoadRun:
         context = config.mp_context()
         self._results, sender = context.Pipe(duplex=False)
         self._process = context.Process(target=_load_process, name="load-generator",
-                                        args=(url, requests, concurrency, max_seconds, sender),
+                                        args=(url, requests, concurrency, max_seconds, sender,
+                                              rate),
                                         daemon=True)
         self._process.start()
         sender.close()
@@ -209,15 +272,19 @@ class LoadRun:
 
 
 def start_load(url: str, requests: int = 1000, concurrency: int = 8,
-               max_seconds: float = 10.0) -> LoadRun:
-    """Start a load run in the background (its own process); call ``.result()`` later."""
-    return LoadRun(url, requests, concurrency, max_seconds)
+               max_seconds: float = 10.0, *, rate: float | None = None) -> LoadRun:
+    """Start a load run in the background (its own process); call ``.result()`` later.
+
+    ``rate`` (requests/s) makes it an open loop: requests are sent on a fixed schedule
+    and ``concurrency`` is not used."""
+    return LoadRun(url, requests, concurrency, max_seconds, rate)
 
 
 def load(url: str, requests: int = 1000, concurrency: int = 8,
-         max_seconds: float = 10.0) -> LoadResult:
-    """Send up to ``requests`` GETs to ``url`` from ``concurrency`` clients; wait for all."""
-    return start_load(url, requests, concurrency, max_seconds).result()
+         max_seconds: float = 10.0, *, rate: float | None = None) -> LoadResult:
+    """Send up to ``requests`` GETs to ``url`` from ``concurrency`` clients; wait for all.
+    With ``rate``, send one every 1/rate s instead (an open loop)."""
+    return start_load(url, requests, concurrency, max_seconds, rate=rate).result()
 
 
 def per_interval(result: LoadResult, interval: float = 0.1) -> tuple[list[float], list[int],

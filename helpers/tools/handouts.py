@@ -62,7 +62,7 @@ class Handout:
 
 def notebooks() -> list[Path]:
     """The course's notebooks, in order."""
-    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    return sorted(NOTEBOOKS.glob("[0-9][0-9]*_*.ipynb"))  # 06b_ too
 
 
 def execute(path: Path, timeout: int = 120) -> tuple[nbformat.NotebookNode, float]:

@@ -80,7 +80,13 @@ def comparable(mine: dict[str, Any], directory: Path | str = REFERENCE_DIR
     every = load_references(None, directory)
     if same:
         names = "; ".join(f"{d['file']} ({label(d)})" for d in same)
-        return same, f"Reference machines ({mine['mode']} mode, like yours): {names}."
+        note = f"Reference machines ({mine['mode']} mode, like yours): {names}."
+        older = [d["file"] for d in same if suite.plan_comparable(d) is not None
+                 and suite.plan_comparable(mine) is None]
+        if older:
+            note += (f" Recorded with an older plan, so not quite like for like: "
+                     f"{', '.join(older)} ({suite.plan_comparable({'plan': {}})}).")
+        return same, note
     if every:
         return [], (f"There are references, but none in {mine['mode']} mode: "
                     f"{', '.join(d['file'] for d in every)}. Runs of different modes use "

@@ -185,7 +185,7 @@ def notebook_timings(directory: Path | str = NOTEBOOKS) -> list[dict[str, Any]]:
     """Per notebook: number, short name, learner minutes, run seconds (full, and quick if
     recorded), from ``metadata.course``."""
     rows = []
-    for path in sorted(Path(directory).glob("[0-9][0-9]_*.ipynb")):
+    for path in sorted(Path(directory).glob("[0-9][0-9]*_*.ipynb")):
         notebook = json.loads(path.read_text())
         course = notebook["metadata"]["course"]
         title = "".join(notebook["cells"][0]["source"]).splitlines()[0]
