@@ -12,6 +12,7 @@ it. Where it is missing, the browser parts skip and say so; the handouts are sti
 and checked without a browser.
 """
 
+import html
 import json
 import os
 import re
@@ -212,7 +213,7 @@ def test_every_notebook_has_a_handout_with_its_figures_and_no_error(built):
     index = (out / "index.html").read_text()
     for handout in made:
         page = (out / handout.html).read_text()
-        assert handout.html in index and handout.title in index
+        assert handout.html in index and html.escape(handout.title) in index
         assert handout.errors == 0
         assert handout.figures >= 1, f"{handout.notebook} drew no figure"
         assert page.count("data:image/png;base64") >= handout.figures
