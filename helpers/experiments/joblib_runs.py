@@ -94,14 +94,7 @@ def backends(workloads_: tuple[str, ...] = ("python", "sha256"), n_jobs: int | N
                            for backend in BACKENDS}
                 for runner in runners.values():  # start every backend's workers (not timed)
                     runner(delayed(workloads.sleep_io)(20) for _ in range(2 * n_jobs))
-                for _, chosen in measure.interleaved(list(times), repeats):
-                    start = time.perf_counter()
-                    if chosen == "serial":
-                        for _ in range(tasks):
-                            fn(units)
-                    else:
-                        runners[chosen](delayed(fn)(units) for _ in range(tasks))
-                    times[chosen].append(time.perf_counter() - start)
+                _time_interleaved(times, runners, fn, units, tasks, repeats)
             serial = statistics.median(times["serial"])
             for backend in BACKENDS:
                 s = measure.spread(serial / t for t in times[backend])
@@ -133,19 +126,28 @@ def one_configuration(workload: str = "python", backend: str = "loky", n_jobs: i
     with joblib_session(), _parallel(n_jobs=n_jobs, backend=backend,
                                      batch_size=batch_size) as runner:
         runner(delayed(workloads.sleep_io)(20) for _ in range(2 * n_jobs))  # start, not timed
-        for _, chosen in measure.interleaved(list(times), repeats):
-            start = time.perf_counter()
-            if chosen == "serial":
-                for _ in range(tasks):
-                    fn(units)
-            else:
-                runner(delayed(fn)(units) for _ in range(tasks))
-            times[chosen].append(time.perf_counter() - start)
+        _time_interleaved(times, {backend: runner}, fn, units, tasks, repeats)
     s = measure.spread(a / b for a, b in zip(times["serial"], times[backend], strict=True))
     return {"workload": workload, "backend": backend, "n_jobs": n_jobs,
             "batch_size": batch_size, "tasks": tasks, "task_ms": task_ms,
             "speedup": s.median, "low": s.low, "high": s.high,
             "gil_enabled": machine.gil_enabled()}
+
+
+def _time_interleaved(times: dict[str, list[float]], runners: dict[str, Any], fn: Any,
+                      units: int, tasks: int, repeats: int) -> None:
+    """Time ``tasks`` calls of ``fn(units)`` serially and on each runner, repeats
+    interleaved, appending every run's seconds to ``times`` (keyed "serial" and by runner)."""
+    from joblib import delayed
+
+    for _, chosen in measure.interleaved(list(times), repeats):
+        start = time.perf_counter()
+        if chosen == "serial":
+            for _ in range(tasks):
+                fn(units)
+        else:
+            runners[chosen](delayed(fn)(units) for _ in range(tasks))
+        times[chosen].append(time.perf_counter() - start)
 
 
 def explain_backends(rows: list[dict[str, Any]]) -> str:
