@@ -1,5 +1,6 @@
 """Each checker: the solution passes, the placeholder fails, plausible wrong answers get hints."""
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -443,6 +444,77 @@ def test_top_cause_solution_passes_and_wrong_causes_get_hints(capsys):
     assert "Nothing in the colleague's numbers shows 'gil-threads'" in shown(capsys)
     assert checks.top_cause(3, colleague) is False
     assert "one-cpu" in shown(capsys)
+
+
+SIDE_BY_SIDE_SKELETON = """
+import statistics
+import time
+
+
+def answer_side_by_side(configurations, repeats):
+    names = list(configurations)
+    seconds = {name: [] for name in names}
+    for repeat in range(repeats):
+        ...  # this round: every name once, starting at names[repeat % len(names)]; time each call
+    return {name: (statistics.median(times), min(times), max(times))
+            for name, times in seconds.items()}
+"""
+
+ONE_AFTER_ANOTHER = SIDE_BY_SIDE_SKELETON.replace(
+    "    for repeat in range(repeats):\n        ...",
+    "    for name in names:\n        for repeat in range(repeats):\n"
+    "            start = time.perf_counter()\n            configurations[name]()\n"
+    "            seconds[name].append(time.perf_counter() - start)\n        ...")
+SAME_ORDER = SIDE_BY_SIDE_SKELETON.replace(
+    "        ...", "        for name in names:\n            start = time.perf_counter()\n"
+    "            configurations[name]()\n"
+    "            seconds[name].append(time.perf_counter() - start)\n        ...")
+NAMES_MIXED_UP = (
+    SIDE_BY_SIDE_SKELETON.replace("return {name:", "results = {name:").replace(
+        "for name, times in seconds.items()}",
+        "for name, times in seconds.items()}\n"
+        "    results['long'], results['none'] = results['none'], results['long']\n"
+        "    return results")
+    .replace("        ...", "        first = repeat % len(names)\n"
+             "        for name in names[first:] + names[:first]:\n"
+             "            start = time.perf_counter()\n            configurations[name]()\n"
+             "            seconds[name].append(time.perf_counter() - start)"))
+NEVER_RETURNS = """
+def answer_side_by_side(configurations, repeats):
+    while True:
+        for name in configurations:
+            configurations[name]()
+"""
+
+
+def test_side_by_side_solution_passes(capsys):
+    namespace = run_solution("10_side_by_side.py", {})
+    assert checks.side_by_side(namespace["answer_side_by_side"]) is True
+    assert "rotated rounds" in shown(capsys)
+    assert checks.side_by_side(...) is False
+
+
+@pytest.mark.parametrize(("code", "hint"), [
+    (SIDE_BY_SIDE_SKELETON, "never called a configuration"),
+    (ONE_AFTER_ANOTHER, "one configuration after another"),
+    (SAME_ORDER, "Every round started with 'none'"),
+    (NAMES_MIXED_UP, "less than the"),
+])
+def test_side_by_side_wrong_loops_get_hints(capsys, code, hint):
+    namespace: dict = {}
+    exec(compile(code, "learner", "exec"), namespace)
+    assert checks.side_by_side(namespace["answer_side_by_side"]) is False
+    assert hint in shown(capsys)
+
+
+def test_side_by_side_stops_a_loop_that_never_returns(capsys):
+    namespace: dict = {}
+    exec(compile(NEVER_RETURNS, "learner", "exec"), namespace)
+    assert checks.side_by_side(namespace["answer_side_by_side"], time_limit=0.5) is False
+    assert "had not returned after 0.5 s" in shown(capsys)
+    for thread in [t for t in threading.enumerate() if t.name == "exercise-10.3"]:
+        thread.join(5)  # the loop's next call raises, so its thread ends
+        assert not thread.is_alive()
 
 
 # --- notebook 06 ---

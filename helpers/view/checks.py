@@ -857,6 +857,75 @@ def top_cause(answer: Any, document: Any) -> str:
                  f"{', '.join(allowed)}.")
 
 
+def _spread_of(name: str, value: Any) -> tuple[float, float, float]:
+    if not isinstance(value, (tuple, list)) or len(value) != 3:
+        raise NotYet(f"For {name!r} it returned {value!r}: return a tuple "
+                     "`(median, fastest, slowest)` for every configuration.")
+    median, fastest, slowest = (_number(v, f"Each time for {name!r}") for v in value)
+    if not fastest <= median <= slowest:
+        raise NotYet(f"For {name!r} it returned median {median:.4f}, fastest {fastest:.4f}, "
+                     f"slowest {slowest:.4f} s: the order is `(median, fastest, slowest)`, "
+                     "and the median lies between the other two.")
+    return median, fastest, slowest
+
+
+@checker
+def side_by_side(answer: Any, time_limit: float = 10.0) -> str:
+    """Exercise 10.3: the learner's ``side_by_side(configurations, repeats)``: every
+    configuration called ``repeats`` times, interleaved and rotated, each timed and
+    summed up as ``(median, fastest, slowest)``."""
+    from helpers.experiments import side_by_side as harness
+
+    if not callable(answer):
+        raise NotYet("Define `def answer_side_by_side(configurations, repeats):` above.")
+    try:
+        run = harness.check_side_by_side(answer, time_limit=time_limit)
+    except TimeoutError:
+        raise NotYet(f"It had not returned after {time_limit:g} s: does a loop never end? "
+                     "(If the cell is still busy, interrupt the kernel.)") from None
+    if not run.calls:
+        raise NotYet("It never called a configuration: in each round, call "
+                     "`configurations[name]()` for every name, and time each call."
+                     + (f" (It raised {type(run.error).__name__}: {run.error}.)"
+                        if run.error else ""))
+    if run.error is not None:
+        raise NotYet(f"Your function raised {type(run.error).__name__}: {run.error}")
+    counts = {name: run.calls.count(name) for name in run.names}
+    if any(count != run.repeats for count in counts.values()):
+        raise NotYet(f"Asked for {run.repeats} repeats, it called "
+                     + ", ".join(f"{name!r} {count}×" for name, count in counts.items())
+                     + ": call every configuration once per round, `repeats` rounds.")
+    rounds = run.rounds()
+    if any(sorted(one) != sorted(run.names) for one in rounds):
+        raise NotYet(f"It ran {' '.join(run.calls[:2 * len(run.names)])} …: one configuration "
+                     "after another, so a slow minute on this machine would hit only one of "
+                     "them. Interleave: every round calls each configuration once.")
+    if len({one[0] for one in rounds}) == 1:
+        raise NotYet(f"Every round started with {rounds[0][0]!r}: rotate the order (A B C, "
+                     "B C A, C A B …) so no configuration always runs first, when caches "
+                     "are cold or the CPU clock is still rising.")
+    returned = run.returned
+    if not isinstance(returned, dict) or set(returned) != set(run.names):
+        raise NotYet(f"It returned {returned!r}: return a dict with one entry per "
+                     f"configuration ({', '.join(run.names)}).")
+    for name in run.names:
+        median, fastest, slowest = _spread_of(name, returned[name])
+        own = sorted(run.own_seconds[name])
+        if median < own[len(own) // 2] - 1e-6 or fastest < own[0] - 1e-6:
+            raise NotYet(f"For {name!r} you report {median * 1000:.1f} ms, less than the "
+                         f"{own[len(own) // 2] * 1000:.1f} ms that configuration took by its "
+                         "own clock: are the times stored under the right name, and is the "
+                         "clock read just before and just after each call?")
+        if slowest < own[-1] - 1e-6:
+            raise NotYet(f"For {name!r} the slowest time you report is shorter than its "
+                         "slowest call: keep every repeat's time, not only the last ones.")
+    longest = returned["long"][0] * 1000
+    return (f"Every configuration ran {run.repeats} times, in rotated rounds "
+            f"({' '.join(rounds[1])} in the second), and the medians put 'long' at "
+            f"{longest:.1f} ms. This loop is `helpers.core.measure.interleaved` in a few "
+            "lines: use it for every comparison you make at work.")
+
+
 # --- notebook 06b ---
 
 #: How long the learner's bounded-offload code may take in the checker, in seconds.
