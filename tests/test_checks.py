@@ -838,7 +838,7 @@ def test_advised_choice(capsys):
     from helpers.experiments import advisor
 
     model = advisor.CostModel(60e-6, 2e-9, 0.01, 5e-6, "fork", "test")
-    namespace = run_solution("08_advised_choice.py", {"helpers": helpers, "model": model})
+    namespace = run_solution("08b_advised_choice.py", {"helpers": helpers, "model": model})
     advice = helpers.advise(task_seconds=0.0002, payload_bytes=2 * 2**20, tasks=5000,
                             model=model)
     assert namespace["answer_choice"] == advice.choice == "serial"
@@ -904,3 +904,55 @@ def test_scatters_once_solution_and_wrong_answers(capsys):
         exec(compile(code, "learner", "exec"), namespace)
         assert checks.scatters_once(namespace["answer_scatter"]) is False
         assert hint in shown(capsys)
+
+
+# --- notebook 08b ---
+
+ASSIGN_SKELETON = """
+import numpy as np
+
+
+def answer_nearest(points, centres):
+    ...  # an (n, k) table of squared distances by broadcasting, then the nearest per row
+"""
+
+ASSIGN_IN_PYTHON = """
+import numpy as np
+
+
+def answer_nearest(points, centres):
+    labels = np.zeros(len(points), dtype=int)
+    for i, point in enumerate(points):
+        labels[i] = ((centres - point) ** 2).sum(axis=1).argmin()
+    return labels
+"""
+
+ASSIGN_WRONG_AXIS = """
+import numpy as np
+
+
+def answer_nearest(points, centres):
+    dx = points[:, 0:1] - centres[:, 0]
+    dy = points[:, 1:2] - centres[:, 1]
+    table = dx * dx + dy * dy
+    return np.resize(table.argmin(axis=0), len(points))
+"""
+
+
+def test_vectorised_assignment_solution_passes(capsys):
+    namespace = run_solution("08b_vectorised_assignment.py", {})
+    assert checks.vectorised_assignment(namespace["answer_nearest"]) is True
+    assert "with no worker process" in shown(capsys)
+    assert checks.vectorised_assignment(...) is False
+
+
+@pytest.mark.parametrize(("code", "hint"), [
+    (ASSIGN_SKELETON, "It returned 'None'"),
+    (ASSIGN_IN_PYTHON, "it still visits the points one at a time"),
+    (ASSIGN_WRONG_AXIS, "labels differ"),
+])
+def test_vectorised_assignment_wrong_answers(capsys, code, hint):
+    namespace: dict = {}
+    exec(compile(code, "learner", "exec"), namespace)
+    assert checks.vectorised_assignment(namespace["answer_nearest"]) is False
+    assert hint in shown(capsys)

@@ -78,6 +78,19 @@ def test_the_summary_and_report_read_the_records(quick_result):
     assert "speedup over serial, python workload" in text and "why no speedup?" in text
 
 
+def test_scaling_runs_record_their_tasks_timed_inside_the_workers(quick_result):
+    """The stragglers' evidence: median and slowest task, and the workers' idle share."""
+    scaling = [r for r in quick_result["records"] if r["experiment"] == "scaling"]
+    for r in scaling:
+        if r["executor"] == "serial":
+            assert r["task_seconds_median"] is None and r["idle_share"] is None
+            continue
+        assert 0 < r["task_seconds_median"] <= r["task_seconds_max"] <= r["seconds"], r
+        assert 0 <= r["idle_share"] < 1, r
+    timed = [r for r in scaling if r["executor"] == "WorkerPool" and r["workload"] == "python"]
+    assert timed and all(r["task_seconds_median"] > r["task_seconds"] / 4 for r in timed)
+
+
 def test_a_part_runs_inside_a_running_event_loop():
     """Jupyter runs its own loop; the event-loop part must still work from a cell."""
     bench = suite.CourseBenchmark(quick=True, repeats=1, progress=None)

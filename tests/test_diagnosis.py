@@ -266,6 +266,51 @@ def test_too_few_tasks_per_worker():
     assert "each of 8 workers only 2 task(s)" in finding.evidence
 
 
+def with_task_timings(result, slowest, idle, median=0.011, seconds=0.2, straggling=3):
+    """Three repeats of WorkerPool on 1 and 8 workers, their tasks timed in the workers;
+    the first ``straggling`` repeats on 8 workers had a task of ``slowest`` seconds."""
+    def run(workers, repeat):
+        late = workers == 8 and repeat < straggling
+        return {"experiment": "scaling", "executor": "WorkerPool", "workers": workers,
+                "workload": "python", "tasks": 64, "repeat": repeat, "seconds": seconds,
+                "task_seconds_median": median,
+                "task_seconds_max": slowest if late else median * 1.1,
+                "idle_share": idle if late else 0.03}
+    serial = [{"experiment": "scaling", "executor": "serial", "workers": 1, "tasks": 64,
+               "workload": "python", "repeat": r, "seconds": 1.4, "task_seconds_median": None,
+               "task_seconds_max": None, "idle_share": None} for r in range(3)]
+    result["records"] = serial + [run(p, r) for p in (1, 8) for r in range(3)]
+    return result
+
+
+def test_a_straggler_that_kept_the_workers_waiting():
+    result = with_task_timings(clean_result(), slowest=0.041, idle=0.23)
+    finding = next(f for f in diagnosis.why_no_speedup(result) if f.cause == "stragglers")
+    assert "WorkerPool on 8 workers, python workload" in finding.evidence
+    assert "the slowest task took 41 ms against a median of 11 ms" in finding.evidence
+    assert "idle 23% of their time" in finding.evidence
+    assert "chunksize=1" in finding.fix and "other load" in finding.fix
+    assert finding.impact == pytest.approx(0.23)
+
+
+@pytest.mark.parametrize("slowest, idle, median, straggling", [
+    (0.012, 0.03, 0.011, 3),  # even tasks
+    (0.041, 0.05, 0.011, 3),  # a slow task, but hardly anyone waited for it
+    (0.005, 0.40, 0.002, 3),  # idle from per-task overhead: the slow task's 3 ms are no tail
+    (0.041, 0.23, 0.011, 1),  # one repeat out of three: noise, not a straggler
+])
+def test_even_tasks_or_a_cheap_tail_are_not_stragglers(slowest, idle, median, straggling):
+    result = with_task_timings(clean_result(), slowest, idle, median, straggling=straggling)
+    assert "stragglers" not in causes(result)
+
+
+def test_an_older_result_without_task_timings_gets_no_straggler_finding():
+    result = clean_result()  # its scaling records predate the task timings
+    assert "stragglers" not in causes(result)
+    result["records"][1].update(task_seconds_max=0.5, seconds=1.0)  # half the figures only
+    assert "stragglers" not in causes(result)
+
+
 def test_an_older_result_without_conditions_gets_no_hardware_finding():
     result = clean_result()
     del result["conditions"]

@@ -114,3 +114,13 @@ def test_numpy_speedup(capsys):
     speedups = {"NumPy, 1 process": spread([40.0]), "pure Python, 2 processes": spread([1.8])}
     assert predictions.numpy_speedup(10, speedups) is False
     assert "40.0× on one CPU, against 1.80×" in shown(capsys)
+
+
+def test_unbounded_backlog(capsys):
+    run = {"tasks": 160, "workers": 2, "payload_mib": 1.0, "producer_done_after": 0.08,
+           "seconds": 0.9, "peak_unfinished": 158}
+    assert predictions.unbounded_backlog(150, run) is True
+    text = shown(capsys)
+    assert "158 tasks" in text and "a task every 0.50 ms" in text
+    assert "grew to 158 of the 160 tasks" in text
+    assert predictions.unbounded_backlog(4, run) is False

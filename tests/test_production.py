@@ -191,6 +191,13 @@ def test_backpressure_bounds_unfinished_tasks_and_parent_memory():
     assert all("rss_mib" in s for s in unbounded["samples"] + bounded["samples"])
 
 
+def test_backpressure_takes_the_bound_it_is_given():
+    bounded = production_patterns.backpressure(True, tasks=30, workers=2, bound=1)
+    assert bounded["limit"] == 1 and bounded["peak_unfinished"] <= 1
+    with pytest.raises(ValueError, match="bound"):
+        production_patterns.backpressure(True, tasks=30, workers=2, bound=0)
+
+
 def test_summarise_reports_waits_runs_and_load_per_worker():
     records = [TaskRecord(0, "a", 0.0, 0.0, 1.0), TaskRecord(1, "b", 0.0, 0.0, 2.0),
                TaskRecord(2, "a", 0.0, 1.0, 2.0)]

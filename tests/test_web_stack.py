@@ -7,6 +7,7 @@ what it starts; conftest's guard checks that nothing survives.
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pytest
 from conftest import still_alive
 
 from helpers.experiments import web_stack
-from helpers.servers import loadgen, web_app, web_run
+from helpers.servers import gunicorn_run, loadgen, web_app, web_run
 from helpers.view import checks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,6 +29,8 @@ needs_web = pytest.mark.skipif(web_run.available() is not None,
                                reason=str(web_run.available()))
 needs_gunicorn = pytest.mark.skipif(web_run.gunicorn_available() is not None,
                                     reason=str(web_run.gunicorn_available()))
+needs_gunicorn_sync = pytest.mark.skipif(gunicorn_run.available() is not None,
+                                         reason=str(gunicorn_run.available()))
 
 
 def get(url, timeout=15):
@@ -209,6 +212,111 @@ def test_max_requests_recycles_workers():
     assert max(record["per_pid"]) <= 10 + 5 + 2  # nobody served far past its limit
 
 
+
+@needs_gunicorn_sync
+def test_graceful_timeout_lets_the_short_request_finish_and_cuts_the_long_one():
+    # 50 ms of CPU fits in 1 s of grace on any machine; 2000 ms cannot finish in ~1 s
+    record = web_stack.graceful_stop(short_ms=50, long_ms=2000, graceful_timeout=1)
+    assert record.busy_at_signal == 2  # both requests were in flight at the SIGTERM
+    assert record.short.completed and record.short.status == 200
+    assert not record.long.completed and record.long.status == 0, record.long
+    assert record.master_exit_code == 0  # the master exits cleanly (no abort at shutdown)
+    text = web_stack.explain_graceful(record)
+    assert "answered **200**" in text and "no answer" in text and "cut" in text
+    json.dumps(record.to_dict())  # plain data
+
+
+def test_explain_graceful_is_true_whatever_the_run_shows():
+    def request(ms, status, at):
+        return web_stack.GracefulRequest(ms=ms, status=status, body="", seconds_after_signal=at)
+
+    both = web_stack.GracefulStop(graceful_timeout=5, short=request(50, 200, 0.1),
+                                  long=request(2000, 200, 2.0), busy_at_signal=2,
+                                  master_exit_code=0, master_exit_seconds=2.1)
+    assert "Both requests finished" in web_stack.explain_graceful(both)
+    neither = web_stack.GracefulStop(graceful_timeout=1, short=request(300, 0, 1.0),
+                                     long=request(2000, 0, 1.0), busy_at_signal=1,
+                                     master_exit_code=None, master_exit_seconds=None)
+    text = web_stack.explain_graceful(neither)
+    assert "did not show" in text and "exited" not in text
+
+
+@needs_gunicorn_sync
+def test_idle_gunicorn_workers_stop_at_once_on_sigterm():
+    """Not after --graceful-timeout: the master's stdin watcher must not leave the workers
+    it forks a held stdin lock (they hung at exit until SIGKILL, and the master aborted)."""
+    server = web_run.GunicornServer("helpers.servers.demo_app:app", workers=2,
+                                    worker_class="sync", graceful_timeout=30).start()
+    try:
+        sent = server.signal_master(signal.SIGTERM)
+        code = server.wait_exit(25)
+        seconds = time.perf_counter() - sent
+        log = server.log
+    finally:
+        server.stop()
+    assert code == 0 and seconds < 15, (code, seconds, log)
+    assert not any("SIGKILL" in line or "Fatal Python error" in line for line in log), log
+
+
+@needs_gunicorn_sync
+def test_hup_reloads_the_code_without_preload_but_not_with_it():
+    plain, preloaded = web_stack.hup_reload(workers=2, requests=4)
+    assert not plain.preload and preloaded.preload
+    for run in (plain, preloaded):
+        assert run.versions_before == [1] * 4
+        assert run.workers_replaced and set(run.answered_by) <= set(run.pids_after)
+    assert plain.versions_after == [2] * 4 and plain.new_code
+    assert preloaded.versions_after == [1] * 4 and not preloaded.new_code
+    text = web_stack.explain_reload([plain, preloaded])
+    assert "only the first gunicorn loaded the new code" in text
+    assert "with `--preload`**: before HUP the workers answered version 1" in text
+    flipped = [plain, web_stack.ReloadRun(**{**preloaded.to_dict(), "versions_after": [2] * 4})]
+    assert "did not show the usual split" in web_stack.explain_reload(flipped)
+    json.dumps([run.to_dict() for run in (plain, preloaded)])
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "5", None, 3601])
+def test_graceful_timeout_is_validated(bad):
+    message = f"graceful_timeout must be a whole number from 0 to 3600, got {bad!r}"
+    with pytest.raises(ValueError) as raised:
+        web_run.GunicornServer(graceful_timeout=bad)
+    assert str(raised.value) == message
+    with pytest.raises(ValueError) as raised:
+        gunicorn_run.GunicornServer(graceful_timeout=bad)
+    assert str(raised.value) == message
+
+
+def test_gunicorn_knobs_and_the_experiments_reject_bad_values():
+    with pytest.raises(ValueError, match="timeout must be a whole number from 1 to 3600"):
+        web_run.GunicornServer(timeout=0)
+    with pytest.raises(ValueError, match="preload must be True or False"):
+        web_run.GunicornServer(preload="yes")
+    with pytest.raises(ValueError, match="max_requests must be a whole number from 0 up"):
+        web_run.GunicornServer(max_requests=-5)
+    with pytest.raises(ValueError, match=r"short_ms must be a number from 0 to 2000, got 5000"):
+        web_stack.graceful_stop(short_ms=5000)
+    with pytest.raises(ValueError, match=r"long_ms must be a number from 0 to 2000, got nan"):
+        web_stack.graceful_stop(long_ms=float("nan"))
+    with pytest.raises(ValueError, match="graceful_timeout must be a whole number from 0 to 60"):
+        web_stack.graceful_stop(graceful_timeout=120)
+    with pytest.raises(ValueError, match="workers must be a whole number from 1 to 8"):
+        web_stack.hup_reload(workers=0)
+
+
+def test_the_notebook_shows_the_apps_real_lifespan_and_offload_code():
+    import inspect
+
+    lifespan = inspect.getsource(web_app.lifespan)
+    assert "WorkerPool(" in lifespan and "yield" in lifespan and "shutdown(" in lifespan
+    route = web_app.route_source("/cpu_offload")
+    assert route.startswith('@app.get("/cpu_offload")') and "bounded_offload(" in route
+    assert "status_code=503" in web_app.handler_source(web_app.Busy)
+    with pytest.raises(ValueError, match="no route '/nowhere'.*'/cpu_offload'"):
+        web_app.route_source("/nowhere")
+    with pytest.raises(ValueError, match="no handler for KeyError"):
+        web_app.handler_source(KeyError)
+
+
 # --- who serves ---
 
 
@@ -371,6 +479,8 @@ def test_shed_count_checker(capsys):
     assert "answered 200" in capsys.readouterr().out
     assert not checks.shed_count(0, rows)
     assert "without* shedding" in capsys.readouterr().out
+    assert not checks.shed_count(37, [])  # section 2 skipped (Windows): it says so
+    assert "did not run on this machine" in capsys.readouterr().out
 
 
 def test_the_dashboard_runs_and_rejects_bad_input(quick):

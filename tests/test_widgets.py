@@ -222,6 +222,29 @@ def test_joblib_dashboard_bad_value(control, value, message):
     assert message in outputs_text(dashboard)
 
 
+# --- the backpressure dashboard (notebook 08) ---
+
+
+def test_backpressure_dashboard_runs_both_ways_with_the_chosen_bound():
+    dashboard = widgets.BackpressureDashboard()
+    dashboard.bound.value, dashboard.tasks.value, dashboard.payload_mib.value = 3, 30, 0.25
+    dashboard.button.click()
+    assert dashboard.wait(timeout=120)
+    unbounded, bounded = dashboard.result
+    assert unbounded["limit"] is None and bounded["limit"] == 3
+    assert bounded["peak_unfinished"] <= 3
+    assert "image/png" in dashboard.output.outputs[0]["data"]
+    assert "Bounded by a semaphore of 3" in outputs_text(dashboard)
+
+
+def test_backpressure_dashboard_refuses_too_much_payload():
+    dashboard = widgets.BackpressureDashboard()
+    dashboard.tasks.value, dashboard.payload_mib.value = 400, 8.0
+    dashboard.button.click()
+    assert dashboard.runs_started == 0
+    assert "at most 512 MiB" in outputs_text(dashboard)
+
+
 # --- the benchmark dashboard (notebook 10) ---
 
 

@@ -13,6 +13,7 @@ precise figure).
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -325,9 +326,14 @@ def _throttled(run: Evidence) -> Finding | None:
         min(0.6, share))
 
 
+def _process_scaling(run: Evidence) -> list[dict[str, Any]]:
+    """The scaling part's records of process pools (not serial, not threads)."""
+    return [r for r in run.records if r.get("experiment") == "scaling"
+            and r.get("executor") not in ("serial", "threads")]
+
+
 def _imbalance(run: Evidence) -> Finding | None:
-    scaling = [r for r in run.records if r.get("experiment") == "scaling"
-               and r.get("executor") not in ("serial", "threads")]
+    scaling = _process_scaling(run)
     if not scaling:
         return None
     top = max(r["workers"] for r in scaling)
@@ -346,13 +352,63 @@ def _imbalance(run: Evidence) -> Finding | None:
         min(0.3, 0.5 / per_worker))
 
 
+_TASK_FIGURES = ("task_seconds_median", "task_seconds_max", "idle_share", "seconds")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.2f} s" if seconds >= 1 else f"{seconds * 1000:.3g} ms"
+
+
+def _task_figures(run: Evidence) -> dict[tuple[str, str, int], dict[str, float]]:
+    """{(executor, workload, workers): median over the repeats of each of _TASK_FIGURES},
+    for the process pools at the most workers; runs without task timings are left out."""
+    scaling = [r for r in _process_scaling(run)
+               if all(r.get(name) is not None for name in _TASK_FIGURES)]
+    top = max((r["workers"] for r in scaling), default=1)
+    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for r in scaling:
+        if r["workers"] == top and top > 1:
+            groups.setdefault((r["executor"], r["workload"], top), []).append(r)
+    return {key: {name: statistics.median(r[name] for r in runs) for name in _TASK_FIGURES}
+            for key, runs in groups.items()}
+
+
+def _is_straggling(figures: dict[str, float]) -> bool:
+    """The slowest task ran 2× the median or more, its excess alone was a tenth of the
+    job's wall time or more, and the workers sat idle 15 % of their time or more."""
+    median, slowest = figures["task_seconds_median"], figures["task_seconds_max"]
+    return (slowest >= 2 * median and slowest - median >= 0.1 * figures["seconds"]
+            and figures["idle_share"] >= 0.15)
+
+
+def _stragglers(run: Evidence) -> Finding | None:
+    straggling = {key: f for key, f in _task_figures(run).items() if _is_straggling(f)}
+    if not straggling:
+        return None
+    (executor, workload, top), figures = max(straggling.items(),
+                                             key=lambda item: item[1]["idle_share"])
+    return Finding(
+        "stragglers", "A few slow tasks kept the job waiting (stragglers)",
+        f"{executor} on {_plural(top, 'worker')}, {workload} workload (medians over the "
+        f"repeats): the slowest task took {_duration(figures['task_seconds_max'])} against a "
+        f"median of {_duration(figures['task_seconds_median'])}, and the workers sat idle "
+        f"{figures['idle_share']:.0%} of their time: those that finish early wait for the "
+        "late one. This benchmark's tasks are all the same size, so a slower core or a "
+        "worker that lost its CPU to other load made them late.",
+        "Cut the work into more, smaller tasks so the last round is short; for tasks of "
+        "uneven size use `chunksize=1` (no batch of slow tasks stuck on one worker) and "
+        "shuffle the order so the long ones do not all come last; check for other load "
+        "on the machine.",
+        min(0.3, figures["idle_share"]))
+
+
 #: The ``cause`` of every Finding, in the order the checks run.
 CAUSE_IDS = ("one-cpu", "cpu-limit", "gil-threads", "small-tasks", "blas-oversubscription",
              "slow-start", "noisy", "smt", "smt-suspected", "clock-drop", "steal",
-             "other-programs", "throttled", "imbalance")
+             "other-programs", "throttled", "imbalance", "stragglers")
 CAUSES = (_one_cpu, _cpu_limit, _gil_threads, _small_tasks, _blas_oversubscription,
           _slow_start_method, _noisy, _shared_cores, _clock_drop, _steal, _other_programs,
-          _throttled, _imbalance)
+          _throttled, _imbalance, _stragglers)
 
 
 def why_no_speedup(document: dict[str, Any]) -> list[Finding]:

@@ -19,6 +19,12 @@ JSON object keys are always strings. Here worker counts are ints and task durati
 (ms) floats; ``to_json`` writes them back as the strings the files hold (``"16"``,
 ``"0.1"``), so a document on disk keeps the same shape. A range is ``(lowest, highest)``
 over the repeats (a two-item list in JSON).
+
+The raw ``document["records"]`` beside the summary are ``helpers.core.measure.Measurement``
+records; the scaling part's (``suite.ScalingMeasurement``) add, for every run on a pool,
+``task_seconds_median`` and ``task_seconds_max`` (tasks timed inside the workers) and
+``idle_share``. Files recorded before these fields existed lack them, and the diagnosis
+then says nothing about stragglers.
 """
 
 from __future__ import annotations

@@ -11,9 +11,10 @@
         event-loop     the asyncio loop's worst lag while CPU work runs inline vs offloaded
         start-methods  time to first result of a fresh pool, per start method
         blas           NumPy matmul in processes: BLAS threads left alone vs one per worker
-    ──> one JSON document: records (Measurement), a summary, the mode, full machine metadata,
-        and per part the conditions it ran in (clock samples, steal, other programs' CPU,
-        cgroup throttling: ``helpers.core.hardware``)
+    ──> one JSON document: records (Measurement; a scaling run's ScalingMeasurement also
+        holds its median and slowest task and the workers' idle share), a summary, the
+        mode, full machine metadata, and per part the conditions it ran in (clock samples,
+        steal, other programs' CPU, cgroup throttling: ``helpers.core.hardware``)
 
 Every part gives each worker at least ``MIN_TASKS_PER_WORKER`` tasks, so a many-core
 machine is not measured on a job that leaves half its workers idle for the last round.
@@ -106,6 +107,30 @@ def _record(plan: Plan, experiment: str, executor: str, workers: int, workload: 
                        mode=plan.mode, machine_id=machine.machine_id())
 
 
+@dataclass(frozen=True)
+class ScalingMeasurement(Measurement):
+    """A scaling run, with its tasks' own durations as measured inside the workers.
+
+    ``idle_share`` is the share of the workers' time spent running no task,
+    ``1 - sum(task seconds) / (workers × wall seconds)``: waiting for the last, slow task
+    (a straggler) and for the next task to arrive. All three are None for serial runs;
+    results recorded before they existed lack them.
+    """
+
+    task_seconds_median: float | None = None
+    task_seconds_max: float | None = None
+    idle_share: float | None = None
+
+
+def _task_figures(workers: int, seconds: float, durations: list[float]) -> dict[str, float]:
+    """The median and slowest task and the workers' idle share of one run ({} if untimed)."""
+    if not durations or seconds <= 0:
+        return {}
+    busy = sum(durations) / (workers * seconds)
+    return {"task_seconds_median": statistics.median(durations),
+            "task_seconds_max": max(durations), "idle_share": max(0.0, 1 - busy)}
+
+
 def _method_of(executor: str, plan: Plan) -> str | None:
     return {"WorkerPool": plan.start_method, "ProcessPoolExecutor": plan.start_method,
             "joblib": "loky"}.get(executor)
@@ -115,30 +140,33 @@ def _method_of(executor: str, plan: Plan) -> str | None:
 
 
 def _run_job(executor: str, workers: int, plan: Plan, fn: Callable[[int], Any], units: int,
-             tasks: int) -> float:
-    """Start the executor, warm it up (not timed), time the job, stop the executor."""
+             tasks: int) -> tuple[float, list[float]]:
+    """Start the executor, warm it up (not timed), time the job, stop the executor.
+
+    Returns the job's wall seconds and, except serially, each task's own seconds:
+    ``workloads.timed_task`` runs the task and times it inside the worker.
+    """
     if executor == "serial":
         start = time.perf_counter()
         for _ in range(tasks):
             fn(units)
-        return time.perf_counter() - start
+        return time.perf_counter() - start, []
     if executor == "joblib":
         from joblib import Parallel, delayed
 
         with Parallel(n_jobs=workers, backend="loky") as parallel:
             parallel(delayed(workloads.sleep_io)(20) for _ in range(2 * workers))
             start = time.perf_counter()
-            parallel(delayed(fn)(units) for _ in range(tasks))
-            return time.perf_counter() - start
+            durations = parallel(delayed(workloads.timed_task)(fn, units) for _ in range(tasks))
+            return time.perf_counter() - start, list(durations)
     kind = {"threads": "thread", "WorkerPool": "WorkerPool"}.get(executor, "process")
     pool = executors.make_executor(kind, workers, plan.start_method)
     try:
         executors.warm_up(pool, workers)
         start = time.perf_counter()
-        futures = [pool.submit(fn, units) for _ in range(tasks)]
-        for future in futures:
-            future.result()
-        return time.perf_counter() - start
+        futures = [pool.submit(workloads.timed_task, fn, units) for _ in range(tasks)]
+        durations = [future.result() for future in futures]
+        return time.perf_counter() - start, durations
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -173,11 +201,12 @@ def scaling(plan: Plan, say: Callable[[str], None]) -> list[Measurement]:
                                               if plan.mode == "quick" else 1.0)
             units = calibration.units_for(task_seconds)
             for repeat, (executor, workers) in measure.interleaved(configs, plan.repeats):
-                seconds = _run_job(executor, workers, plan, workloads.get(workload).function,
-                                   units, tasks)
-                records.append(_record(plan, "scaling", executor, workers, workload,
-                                       task_seconds, tasks, repeat, seconds,
-                                       _method_of(executor, plan)))
+                seconds, durations = _run_job(executor, workers, plan,
+                                              workloads.get(workload).function, units, tasks)
+                record = _record(plan, "scaling", executor, workers, workload, task_seconds,
+                                 tasks, repeat, seconds, _method_of(executor, plan))
+                records.append(ScalingMeasurement(
+                    **record.as_dict(), **_task_figures(workers, seconds, durations)))
             say(f"  scaling, {workload} workload: {tasks} tasks of "
                 f"{task_seconds * 1000:.3g} ms on {len(configs)} configurations")
     return records

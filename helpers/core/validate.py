@@ -23,3 +23,13 @@ def whole_number(name: str, value: Any, low: int = 1, high: int | None = None) -
             allowed = f"a whole number from {low} up"
         raise ValueError(f"{name} must be {allowed}, got {value!r}")
     return value
+
+
+def number(name: str, value: Any, low: float, high: float) -> float:
+    """``value`` itself, if it is a real number (an int or a float, not a bool, not NaN)
+    from ``low`` to ``high``; otherwise a ValueError naming ``name`` and the allowed range."""
+    ok = (isinstance(value, int | float) and not isinstance(value, bool)
+          and low <= value <= high)  # NaN fails both comparisons
+    if not ok:
+        raise ValueError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
+    return value

@@ -251,18 +251,23 @@ def calibrate(name: str, budget_seconds: float = 0.5) -> Calibration:
         return Calibration(name, 0.001, 0, budget_seconds, os.getpid())
 
     deadline = time.perf_counter() + budget_seconds
-    n, elapsed = 1, _time_once(workload.function, 1)
+    n, elapsed = 1, timed_task(workload.function, 1)
     while elapsed < budget_seconds / 10 and time.perf_counter() < deadline:
         n *= 2
-        elapsed = _time_once(workload.function, n)
+        elapsed = timed_task(workload.function, n)
     per_unit = [elapsed / n]
     while time.perf_counter() + elapsed < deadline:
-        per_unit.append(_time_once(workload.function, n) / n)
+        per_unit.append(timed_task(workload.function, n) / n)
     return Calibration(name, statistics.median(per_unit), len(per_unit), budget_seconds,
                        os.getpid())
 
 
-def _time_once(fn: Callable[[int], Any], n: int) -> float:
+def timed_task(fn: Callable[[int], Any], n: int) -> float:
+    """Run ``fn(n)`` and return the seconds it took, measured where it runs.
+
+    Submitted to a pool in place of ``fn``, it returns the task's own duration inside
+    the worker (no queueing, no pickling): the benchmark's evidence of stragglers.
+    """
     start = time.perf_counter()
     fn(n)
     return time.perf_counter() - start

@@ -11,14 +11,22 @@ these runs under fork, forkserver and spawn.
     notebook 01       offload                 await loop.run_in_executor(pool, fn, *args)
     notebook 02       time_on_threads         ThreadPoolExecutor.map, the same job
     notebook 04       run_with_joblib         Parallel(n_jobs)(delayed(fn)(x) for x in xs)
+    notebook 06       prefork_server          one listening socket, N forked workers (Unix)
     notebook 07       sum_in_shared_memory    SharedMemory: create, fill, hand over a name
+    notebook 09       run_on_dask             the same joblib line on a Dask LocalCluster
+
+(Notebook 05 builds its pool step by step and shows each step's own code.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
+import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
@@ -54,6 +62,41 @@ def run_with_joblib(fn: Callable[[Any], Any], items: Sequence[Any], n_jobs: int)
     return Parallel(n_jobs=n_jobs)(delayed(fn)(item) for item in items)
 
 
+@contextlib.contextmanager
+def prefork_server(workers: int) -> Iterator[tuple[str, int]]:
+    """A pre-fork server in miniature: ``workers`` forked processes accept on ONE socket and
+    answer each request with their pid; yields the address. Unix only (``os.fork``)."""
+    if not hasattr(os, "fork"):
+        raise OSError("os.fork is Unix-only; on Windows use prefork.PreforkServer (spawn)")
+    listener = socket.create_server(("127.0.0.1", 0))  # bind and listen once, in the parent
+    parent, children = os.getpid(), []
+    try:
+        for _ in range(workers):
+            pid = os.fork()
+            if pid == 0:  # the worker: a copy of the parent, holding the same socket
+                try:
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's stop kills it
+                    listener.settimeout(0.5)  # wake up now and then ...
+                    while os.getppid() == parent:  # ... to exit once the parent is gone
+                        try:
+                            connection, _ = listener.accept()  # all workers share one queue
+                        except TimeoutError:
+                            continue
+                        with connection, contextlib.suppress(OSError):  # a client hung up
+                            connection.settimeout(5)  # nor can a silent one hold it for ever
+                            connection.recv(65536)  # the request (one at a time, like gunicorn)
+                            connection.sendall(b"HTTP/1.0 200 OK\r\n\r\n%d" % os.getpid())
+                finally:
+                    os._exit(0)  # never return into the parent's code
+            children.append(pid)
+        yield listener.getsockname()
+    finally:
+        listener.close()
+        for pid in children:  # stop every worker and reap it: no zombie, no orphan
+            os.kill(pid, signal.SIGTERM)  # (PreforkServer lets the request in flight finish)
+            os.waitpid(pid, 0)
+
+
 def sum_in_shared_memory(data: bytes, pool: Executor) -> int:
     """Put ``data`` in shared memory once; a worker reads it by name (no pickling of it)."""
     from multiprocessing import shared_memory
@@ -67,3 +110,17 @@ def sum_in_shared_memory(data: bytes, pool: Executor) -> int:
     finally:
         segment.close()
         segment.unlink()  # its creator removes it, whatever happened
+
+
+def run_on_dask(fn: Callable[[Any], Any], items: Sequence[Any], workers: int) -> list[Any]:
+    """Notebook 04's joblib line, unchanged, on a Dask cluster of ``workers`` processes."""
+    import logging
+
+    from dask.distributed import Client, LocalCluster
+    from joblib import Parallel, delayed, parallel_config
+
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR
+                      ) as cluster, Client(cluster):  # the client joblib's "dask" backend uses
+        with parallel_config(backend="dask"):  # only the backend changes
+            return Parallel()(delayed(fn)(item) for item in items)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from helpers.core import config, machine, measure, paths, workloads
+from helpers.core import config, machine, measure, paths, validate, workloads
 from helpers.core.trace import TaskRecord
 from helpers.experiments import advisor, executors
 from helpers.pool import TaskTimeout, WorkerPool
@@ -121,17 +121,20 @@ TIMEOUT_COLUMNS = ("way", "raised", "gave_up_after_s", "cancel_worked", "stuck_e
 
 def backpressure(bounded: bool, tasks: int | None = None, payload_mib: float = 1.0,
                  task_seconds: float = 0.01, workers: int | None = None,
-                 interval: float = 0.02) -> dict[str, Any]:
+                 interval: float = 0.02, bound: int | None = None) -> dict[str, Any]:
     """A producer submits ``tasks`` tasks, each carrying a payload, as fast as it can.
 
     Unbounded: every task (and its payload) waits in the parent. Bounded: a semaphore
-    lets at most ``2 × workers`` be unfinished; the producer waits for room. A sampler
-    thread records the parent's RSS and the number of unfinished tasks over time.
+    lets at most ``bound`` (by default ``2 × workers``) be unfinished; the producer waits
+    for room. A sampler thread records the parent's RSS and the number of unfinished
+    tasks over time.
     """
     workers = workers or min(2, machine.usable_cpus())
     tasks = tasks or int(config.budget(160, 80))
+    bound = 2 * workers if bound is None else bound
+    validate.whole_number("bound", bound, 1, 100_000)
     units = workloads.calibrate("python", budget_seconds=0.1).units_for(task_seconds)
-    limit = threading.BoundedSemaphore(2 * workers) if bounded else None
+    limit = threading.BoundedSemaphore(bound) if bounded else None
     unfinished = 0
     lock = threading.Lock()
     samples: list[dict[str, float]] = []
@@ -174,7 +177,7 @@ def backpressure(bounded: bool, tasks: int | None = None, payload_mib: float = 1
         done.set()
         sampler.join()
     return {"bounded": bounded, "tasks": tasks, "workers": workers, "payload_mib": payload_mib,
-            "start_method": config.start_method(), "limit": 2 * workers if bounded else None,
+            "start_method": config.start_method(), "limit": bound if bounded else None,
             "seconds": seconds, "producer_done_after": submitted_after,
             "baseline_rss_mib": baseline, "samples": samples,
             "peak_unfinished": max(s["unfinished"] for s in samples),

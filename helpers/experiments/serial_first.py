@@ -17,7 +17,9 @@ import cProfile
 import math
 import pstats
 import random
+import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -115,3 +117,54 @@ def compare(python_seconds: float | None = None, repeats: int | None = None,
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return rows
+
+
+# --- exercise 08b.2: vectorise the assignment step yourself ---
+
+
+@dataclass
+class AssignmentCheck:
+    """A learner's assignment step run on the same points as the Python loops, both timed."""
+
+    points: int
+    centres: int
+    expected: list[int]
+    returned: Any = None
+    python_seconds: float = 0.0
+    answer_seconds: float = 0.0
+    error: BaseException | None = None
+
+    @property
+    def speedup(self) -> float:
+        return self.python_seconds / self.answer_seconds if self.answer_seconds else 0.0
+
+
+def check_assignment(fn: Any, n: int | None = None, k: int = CENTRES,
+                     time_limit: float = 20.0) -> AssignmentCheck:
+    """Time ``fn(points_array, centres_array)`` (best of three) against the Python loops.
+
+    The learner's function runs on a thread; TimeoutError if it has not returned after
+    ``time_limit`` seconds.
+    """
+    n = n or int(config.budget(100_000, 50_000))
+    points, centres = make_points(n, k, seed=11)
+    array_points, array_centres = np.array(points), np.array(centres)
+    python_seconds, expected = measure.timed(lambda: production.nearest_centres(points, centres))
+    check = AssignmentCheck(n, k, expected, python_seconds=python_seconds)
+
+    def run() -> None:
+        try:
+            times = []
+            for _ in range(3):
+                seconds, check.returned = measure.timed(lambda: fn(array_points, array_centres))
+                times.append(seconds)
+            check.answer_seconds = min(times)
+        except Exception as error:  # the learner's bug is the normal case: keep it
+            check.error = error
+
+    thread = threading.Thread(target=run, name="exercise-08b.2", daemon=True)
+    thread.start()
+    thread.join(time_limit)
+    if thread.is_alive():
+        raise TimeoutError(f"the assignment step had not returned after {time_limit:g} s")
+    return check

@@ -1,6 +1,7 @@
 """Notebook 06b's experiments: CPU work in a FastAPI app, its workers, gunicorn's knobs,
-Node's cluster, and open- vs closed-loop load. Each returns plain records (dicts);
-each ``explain_*`` turns the learner's records into Markdown that is true of them.
+Node's cluster, and open- vs closed-loop load. Each returns plain records (dicts, or
+dataclasses with ``to_dict()`` for gunicorn's graceful stop and HUP reload); each
+``explain_*`` turns the learner's records into Markdown that is true of them.
 
 Every server binds 127.0.0.1 on a free port, exits with the kernel, and is stopped
 before the function returns; every load is bounded in requests and in seconds.
@@ -8,21 +9,25 @@ before the function returns; every load is bounded in requests and in seconds.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import signal
 import statistics
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
-from helpers.core import config, machine, paths
-from helpers.servers import loadgen, prefork, web_run
+from helpers.core import config, machine, paths, validate
+from helpers.servers import demo_app, loadgen, prefork, web_run
 from helpers.servers.loadgen import LoadResult
 
 SCHEMA_VERSION = 1
@@ -328,6 +333,277 @@ def explain_recycling(record: dict[str, Any]) -> str:
             f"starts a fresh one (requests per process: {record['per_pid']}). The jitter "
             "keeps the workers from all restarting at the same moment; recycling caps slow "
             f"memory leaks. {record['failures']} requests failed while workers were replaced.")
+
+
+# --- 3b. gunicorn's graceful timeout, and HUP reload vs --preload ---
+
+
+@dataclass
+class GracefulRequest:
+    """One request that was in flight when gunicorn's master got SIGTERM."""
+
+    ms: float  # CPU milliseconds it asked for
+    status: int  # the HTTP status; 0: no answer (the connection was cut)
+    body: str  # the answer, or the client's error when there was none
+    seconds_after_signal: float  # when the answer (or the cut) came, counted from SIGTERM
+
+    @property
+    def completed(self) -> bool:
+        return self.status == 200
+
+
+@dataclass
+class GracefulStop:
+    """What :func:`graceful_stop` measured."""
+
+    graceful_timeout: int  # gunicorn's --graceful-timeout, seconds
+    short: GracefulRequest
+    long: GracefulRequest
+    busy_at_signal: int  # workers seen computing when SIGTERM was sent (2: both in flight)
+    master_exit_code: int | None  # None: the master was still running after the wait
+    master_exit_seconds: float | None  # after SIGTERM
+    mode: str = field(default_factory=config.mode)
+    schema: int = SCHEMA_VERSION
+    experiment: str = "graceful"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _timed_get(url: str, into: dict[str, tuple[int, str, float]], key: str) -> None:
+    status, body, _ = _get(url, timeout=60)
+    into[key] = (status, body, time.perf_counter())
+
+
+def _cpu_seconds(pid: int) -> float:
+    import psutil
+
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.NoSuchProcess:
+        return 0.0
+    return times.user + times.system
+
+
+def graceful_stop(short_ms: float = 300, long_ms: float = 2000,
+                  graceful_timeout: int = 1) -> GracefulStop:
+    """Two sync gunicorn workers, one computing ``short_ms`` and one ``long_ms`` of CPU, when
+    the master gets SIGTERM with ``--graceful-timeout graceful_timeout``: which request
+    finishes, and when the other is cut off."""
+    validate.number("short_ms", short_ms, 0, demo_app.MAX_MS)
+    validate.number("long_ms", long_ms, 0, demo_app.MAX_MS)
+    validate.whole_number("graceful_timeout", graceful_timeout, 0, 60)
+    answers: dict[str, tuple[int, str, float]] = {}
+    with web_run.GunicornServer("helpers.servers.demo_app:app", workers=2,
+                                worker_class="sync", timeout=30,
+                                graceful_timeout=graceful_timeout) as server:
+        workers = server.pids
+        cpu_before = {pid: _cpu_seconds(pid) for pid in workers}
+        clients = [threading.Thread(target=_timed_get, args=(server.url + f"/cpu?ms={ms}",
+                                                            answers, key), daemon=True)
+                   for key, ms in (("long", long_ms), ("short", short_ms))]
+        for client in clients:
+            client.start()
+            time.sleep(0.05)  # the long one first: it is accepted by one worker, then
+            # the short one by the other (a busy sync worker does not accept)
+        busy, deadline = 0, time.monotonic() + 5  # both computing: 20 ms of CPU each
+        while time.monotonic() < deadline and "short" not in answers:
+            busy = sum(_cpu_seconds(pid) - cpu_before[pid] > 0.02 for pid in workers)
+            if busy == len(workers):
+                break
+            time.sleep(0.01)
+        exited: list[tuple[int | None, float]] = []
+        sent = server.signal_master(signal.SIGTERM)
+        waiter = threading.Thread(target=lambda: exited.append(
+            (server.wait_exit(graceful_timeout + 15), time.perf_counter())), daemon=True)
+        waiter.start()
+        for client in clients:
+            client.join(graceful_timeout + 70)
+        waiter.join(graceful_timeout + 20)
+    code, exit_at = exited[0] if exited else (None, None)
+
+    def request(key: str, ms: float) -> GracefulRequest:
+        status, body, at = answers.get(key, (0, "no answer at all", time.perf_counter()))
+        return GracefulRequest(ms=ms, status=status, body=body, seconds_after_signal=at - sent)
+
+    return GracefulStop(graceful_timeout=graceful_timeout, short=request("short", short_ms),
+                        long=request("long", long_ms), busy_at_signal=busy,
+                        master_exit_code=code,
+                        master_exit_seconds=None if code is None else exit_at - sent)
+
+
+def _outcome(request: GracefulRequest) -> str:
+    if request.completed:
+        return f"answered **200** {request.seconds_after_signal:.2f} s after SIGTERM"
+    if request.status:
+        return (f"answered **{request.status}** {request.seconds_after_signal:.2f} s after "
+                "SIGTERM")
+    return (f"got **no answer**: its connection was cut {request.seconds_after_signal:.2f} s "
+            f"after SIGTERM (the client said `{request.body[:70]}`)")
+
+
+def explain_graceful(record: GracefulStop) -> str:
+    """What the learner's graceful-stop run shows, with their numbers."""
+    g = record.graceful_timeout
+    short, long = record.short, record.long
+    parts = [f"Two sync workers were computing, one a {short.ms:g} ms request and one a "
+             f"{long.ms:g} ms request, when the master got SIGTERM with "
+             f"`--graceful-timeout {g}` ({record.busy_at_signal} of the 2 workers were seen "
+             "busy at that moment)."]
+    parts.append(f"- the {short.ms:g} ms request {_outcome(short)};")
+    parts.append(f"- the {long.ms:g} ms request {_outcome(long)}.")
+    if record.master_exit_seconds is not None:
+        parts.append(f"The master exited (code {record.master_exit_code}) "
+                     f"{record.master_exit_seconds:.2f} s after the signal.")
+    if short.completed and not long.completed:
+        near = abs(long.seconds_after_signal - g) < 0.5
+        parts.append("On SIGTERM the master stops accepting and tells each worker to finish "
+                     "the request it holds, then exit. The short request fitted inside the "
+                     f"{g} s of grace and its client never noticed; the long one did not"
+                     + (", and when the grace ran out the master killed its worker (with "
+                        "SIGKILL), which cut the connection" if near else
+                        f", and its connection was cut, though not at the end of the grace "
+                        f"({g} s) as usual: the machine may have been very busy")
+                     + ". Set `--graceful-timeout` above your slowest legitimate request "
+                     "(and your orchestrator's own kill timer, such as Kubernetes' "
+                     "`terminationGracePeriodSeconds`, above that), or a deploy drops "
+                     "requests.")
+    elif short.completed and long.completed:
+        parts.append("Both requests finished: in this run the long one fitted into the grace "
+                     "period too (the master counts from the signal, and the request had "
+                     "started computing before it). Try a longer request or a shorter "
+                     "`--graceful-timeout`.")
+    else:
+        parts.append("This run did not show a short request finishing and a long one cut "
+                     "(the machine may have been too busy for the short one to fit in the "
+                     "grace period): run it again.")
+    return "\n".join(parts)
+
+
+#: The module the reload experiment deploys (written into a temporary folder on PYTHONPATH).
+DEPLOYED_MODULE = "course_deployed_app"
+DEPLOYED_SOURCE = '''"""Your application, version {version} (written by the reload experiment)."""
+
+import json
+import os
+
+VERSION = {version}
+
+
+def app(environ, start_response):
+    body = json.dumps({{"version": VERSION, "pid": os.getpid()}}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+'''
+
+
+@dataclass
+class ReloadRun:
+    """One gunicorn, its code changed on disk, then SIGHUP: which version answered."""
+
+    preload: bool
+    versions_before: list[int | None]  # the version each request answered before HUP
+    versions_after: list[int | None]  # ... and after the new workers were up
+    pids_before: list[int]  # the workers before HUP
+    pids_after: list[int]  # ... and after it
+    answered_by: list[int]  # the pids that answered after HUP
+    workers_replaced: bool  # every worker after HUP is new
+    reload_seconds: float  # SIGHUP -> all workers new (or the wait ran out)
+    mode: str = field(default_factory=config.mode)
+    schema: int = SCHEMA_VERSION
+    experiment: str = "reload"
+
+    @property
+    def new_code(self) -> bool:
+        """Every answer after HUP came from the new code (version 2)."""
+        return bool(self.versions_after) and set(self.versions_after) == {2}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _version(url: str) -> tuple[int | None, int | None]:
+    status, body, _ = _get(url + "/")
+    if status != 200:
+        return None, None
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return None, None
+    return answer.get("version"), answer.get("pid")
+
+
+def hup_reload(workers: int = 2, requests: int = 6) -> list[ReloadRun]:
+    """Without and with ``--preload``: serve version 1 of a small app, write version 2 over
+    it, send SIGHUP, wait for new workers, and ask ``requests`` times which version answers."""
+    validate.whole_number("workers", workers, 1, 8)
+    validate.whole_number("requests", requests, 1, 1000)
+    runs = []
+    for preload in (False, True):
+        with tempfile.TemporaryDirectory(prefix="course-reload-") as folder:
+            module = Path(folder) / f"{DEPLOYED_MODULE}.py"
+            module.write_text(DEPLOYED_SOURCE.format(version=1))
+            path = os.pathsep.join(p for p in (folder, os.environ.get("PYTHONPATH")) if p)
+            # no .pyc: version 2 has the same size as version 1 and may be written within
+            # the same second, which a cached .pyc (keyed on mtime and size) cannot tell apart
+            env = {"PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1"}
+            with web_run.GunicornServer(f"{DEPLOYED_MODULE}:app", workers=workers,
+                                        worker_class="sync", preload=preload,
+                                        env=env) as server:
+                before = [_version(server.url) for _ in range(requests)]
+                old = server.pids
+                module.write_text(DEPLOYED_SOURCE.format(version=2))  # the deploy
+                sent = server.signal_master(signal.SIGHUP)
+                new = server.wait_for_new_workers(old, 15)
+                seconds = time.perf_counter() - sent
+                after = [_version(server.url) for _ in range(requests)]
+        runs.append(ReloadRun(preload=preload, versions_before=[v for v, _ in before],
+                              versions_after=[v for v, _ in after], pids_before=old,
+                              pids_after=new, answered_by=sorted({p for _, p in after if p}),
+                              workers_replaced=bool(new) and not set(new) & set(old),
+                              reload_seconds=seconds))
+    return runs
+
+
+def _versions(values: list[int | None]) -> str:
+    seen = sorted({v for v in values if v is not None})
+    text = " and ".join(f"version {v}" for v in seen) or "nothing"
+    failed = sum(v is None for v in values)
+    return text + (f" ({failed} of {len(values)} requests failed)" if failed else "")
+
+
+def explain_reload(runs: list[ReloadRun]) -> str:
+    """What the learner's reload run shows: which version each gunicorn served after HUP."""
+    parts = ["Both times gunicorn served version 1 of a small app from a temporary folder; "
+             "the file was then overwritten with version 2 and the master got SIGHUP."]
+    for run in runs:
+        name = "with `--preload`" if run.preload else "without `--preload`"
+        replaced = (f"all {len(run.pids_after)} workers were new "
+                    f"{run.reload_seconds:.2f} s after HUP" if run.workers_replaced else
+                    f"after {run.reload_seconds:.2f} s the workers were not all new "
+                    f"(before {run.pids_before}, after {run.pids_after})")
+        parts.append(f"- **{name}**: before HUP the workers answered "
+                     f"{_versions(run.versions_before)}; {replaced}, and they answered "
+                     f"**{_versions(run.versions_after)}**.")
+    plain = next((r for r in runs if not r.preload), None)
+    preloaded = next((r for r in runs if r.preload), None)
+    if (plain and preloaded and plain.workers_replaced and preloaded.workers_replaced
+            and plain.new_code and set(preloaded.versions_after) == {1}):
+        parts.append("HUP replaced the workers both times, but only the first gunicorn "
+                     "loaded the new code. Without `--preload` each new worker imports the "
+                     "app itself, after the fork, so it reads the file as it is now. With "
+                     "`--preload` the master imported the app once, before forking, and HUP "
+                     "forks the new workers from that same master: they inherit the old "
+                     "module from its memory, and the file on disk is never read again. "
+                     "`--preload` saves memory and start-up time (the workers share the "
+                     "imported pages), but a code deploy then needs a full restart (or a "
+                     "USR2 re-exec of the master), not a HUP.")
+    else:
+        parts.append("This run did not show the usual split (new code without `--preload`, "
+                     "old code with it): look at which workers were replaced above, and "
+                     "run it again.")
+    return "\n".join(parts)
 
 
 # --- 4. who serves: shared accept queue, SO_REUSEPORT, Node's round-robin ---

@@ -30,6 +30,11 @@ from helpers.core import paths, validate
 from helpers.servers.loadgen import check_loopback
 
 START_TIMEOUT_SECONDS = 30.0
+#: gunicorn's ``--graceful-timeout`` unless told otherwise: after SIGTERM, how long a worker
+#: may finish the requests it holds before the master kills it.
+GRACEFUL_TIMEOUT_SECONDS = 5
+#: The longest ``--timeout`` or ``--graceful-timeout`` the course's servers accept.
+MAX_TIMEOUT_SECONDS = 3600
 
 
 def available() -> str | None:
@@ -49,9 +54,12 @@ class GunicornServer:
     def __init__(self, app: str = "helpers.servers.demo_app:app", workers: int = 2, *,
                  preload: bool = False, gc_freeze: bool = False, host: str = "127.0.0.1",
                  env: dict[str, str] | None = None, timeout: int = 30,
+                 graceful_timeout: int = GRACEFUL_TIMEOUT_SECONDS,
                  max_requests: int = 0, max_requests_jitter: int = 0) -> None:
         validate.whole_number("workers", workers, 1, validate.MAX_SERVER_WORKERS)
-        validate.whole_number("timeout", timeout, 1, 3600)
+        validate.whole_number("timeout", timeout, 1, MAX_TIMEOUT_SECONDS)
+        validate.whole_number("graceful_timeout", graceful_timeout, 0, MAX_TIMEOUT_SECONDS)
+        self.graceful_timeout = graceful_timeout
         validate.whole_number("max_requests", max_requests, 0)
         validate.whole_number("max_requests_jitter", max_requests_jitter, 0)
         self.max_requests, self.max_requests_jitter = max_requests, max_requests_jitter
@@ -70,7 +78,8 @@ class GunicornServer:
         fd = listener.fileno()
         command = [sys.executable, "-m", "helpers.servers.gunicorn_run", "--bind", f"fd://{fd}",
                    "--workers", str(self.workers), "--timeout", str(self.timeout),
-                   "--graceful-timeout", "5", "--log-level", "warning",
+                   "--graceful-timeout", str(self.graceful_timeout),
+                   "--log-level", "warning",
                    "--max-requests", str(self.max_requests),
                    "--max-requests-jitter", str(self.max_requests_jitter),
                    *(["--preload"] if self.preload else []), self.app]
@@ -121,10 +130,13 @@ class GunicornServer:
         except psutil.NoSuchProcess:
             return []
 
-    def stop(self, grace_seconds: float = 10.0) -> None:
-        """SIGTERM (gunicorn's graceful stop), then SIGKILL if it takes too long."""
+    def stop(self, grace_seconds: float | None = None) -> None:
+        """SIGTERM (gunicorn's graceful stop), then SIGKILL if it takes too long (by
+        default 5 s longer than ``--graceful-timeout``, so that the master ends its workers)."""
         if self._process is None:
             return
+        if grace_seconds is None:
+            grace_seconds = self.graceful_timeout + 5.0
         if self._process.poll() is None:
             self._process.send_signal(signal.SIGTERM)
             try:
@@ -151,7 +163,13 @@ def memory_per_worker(pids: list[int]) -> list[dict[str, float]]:
 
 
 def _exit_when_parent_dies() -> None:
-    sys.stdin.buffer.read()  # returns at EOF: the process that started us is gone
+    # os.read, not sys.stdin.buffer.read: a thread blocked inside sys.stdin holds its
+    # buffer's lock, and every worker the master forks inherits that lock held, so a worker
+    # that exits hangs closing its copy of stdin (until --graceful-timeout runs out and the
+    # master SIGKILLs it), and the master itself aborts at exit ("could not acquire lock
+    # for <stdin> at interpreter shutdown").
+    while os.read(0, 4096):
+        pass  # returns b"" at EOF: the process that started us is gone
     os.kill(os.getpid(), signal.SIGTERM)  # gunicorn's graceful stop
     time.sleep(10)
     os._exit(1)

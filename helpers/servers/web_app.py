@@ -104,6 +104,57 @@ def settings() -> dict[str, int | bool]:
             "shedding": shed}
 
 
+@contextlib.asynccontextmanager
+async def lifespan(app: Any) -> AsyncIterator[None]:
+    """Start the pool with the app; shut it down (after the requests drain) with it.
+
+    FastAPI runs this once per server process: the code before ``yield`` at start-up, the
+    code after it at shutdown, once the requests in flight have been answered."""
+    # Under ``uvicorn --workers N`` this process is a multiprocessing child of uvicorn's
+    # supervisor: exit if it dies. (Under plain uvicorn or gunicorn this does nothing;
+    # their masters watch the kernel for us.)
+    watchdog.exit_when_parent_dies()
+    chosen = settings()
+    pool = None
+    if chosen["pool_workers"] > 0:
+        from helpers.pool import WorkerPool
+
+        pool = WorkerPool(chosen["pool_workers"], mp_context=config.mp_context(),
+                          initializer=watchdog.worker_setup)
+    app.state.pool, app.state.settings = pool, chosen
+    app.state.gate = Gate(limit=chosen["max_in_flight"])
+    try:
+        yield
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def route_source(path: str) -> str:
+    """The source code of the app's route at ``path`` (notebook 06b shows it)."""
+    import inspect
+    import textwrap
+
+    routes = create_app().routes
+    for route in routes:
+        if getattr(route, "path", None) == path:
+            return textwrap.dedent(inspect.getsource(route.endpoint))
+    raise ValueError(f"the app has no route {path!r}; its routes are "
+                     f"{sorted(str(getattr(r, 'path', '?')) for r in routes)}")
+
+
+def handler_source(error: type[Exception]) -> str:
+    """The source code of the app's handler for ``error`` (``Busy``: the 503 answer)."""
+    import inspect
+    import textwrap
+
+    handlers = create_app().exception_handlers
+    if error not in handlers:
+        raise ValueError(f"the app has no handler for {error.__name__}; it has handlers "
+                         f"for {sorted(getattr(e, '__name__', str(e)) for e in handlers)}")
+    return textwrap.dedent(inspect.getsource(handlers[error]))
+
+
 def create_app() -> Any:
     """Build the FastAPI app (FastAPI is imported here, so that importing this module for
     ``Busy``, ``Gate`` or ``bounded_offload`` needs the standard library only)."""
@@ -113,29 +164,6 @@ def create_app() -> Any:
 
     Ms = Annotated[float, Query(ge=0, le=MAX_MS,
                                 description=f"CPU milliseconds, 0 to {MAX_MS}")]
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        """Start the pool with the app; shut it down (after the requests drain) with it."""
-        # Under ``uvicorn --workers N`` this process is a multiprocessing child of uvicorn's
-        # supervisor: exit if it dies. (Under plain uvicorn or gunicorn this does nothing;
-        # their masters watch the kernel for us.)
-        watchdog.exit_when_parent_dies()
-        chosen = settings()
-        pool = None
-        if chosen["pool_workers"] > 0:
-            from helpers.pool import WorkerPool
-
-            pool = WorkerPool(chosen["pool_workers"], mp_context=config.mp_context(),
-                              initializer=watchdog.worker_setup)
-        app.state.pool, app.state.settings = pool, chosen
-        app.state.gate = Gate(limit=chosen["max_in_flight"])
-        try:
-            yield
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-
 
     app = FastAPI(title="course web-stack demo", lifespan=lifespan)
 

@@ -211,13 +211,24 @@ class GunicornServer(_Served):
 
     def __init__(self, app: str = APP, workers: int | None = None, *,
                  worker_class: str = "uvicorn_worker.UvicornWorker", timeout: int = 30,
+                 graceful_timeout: int = gunicorn_run.GRACEFUL_TIMEOUT_SECONDS,
                  max_requests: int = 0, max_requests_jitter: int = 0, threads: int = 1,
-                 env: dict[str, str] | None = None, host: str = "127.0.0.1") -> None:
+                 preload: bool = False, env: dict[str, str] | None = None,
+                 host: str = "127.0.0.1") -> None:
+        validate.whole_number("timeout", timeout, 1, gunicorn_run.MAX_TIMEOUT_SECONDS)
+        validate.whole_number("graceful_timeout", graceful_timeout, 0,
+                              gunicorn_run.MAX_TIMEOUT_SECONDS)
+        validate.whole_number("max_requests", max_requests, 0)
+        validate.whole_number("max_requests_jitter", max_requests_jitter, 0)
+        validate.whole_number("threads", threads, 1, validate.MAX_SERVER_WORKERS)
+        if not isinstance(preload, bool):
+            raise ValueError(f"preload must be True or False, got {preload!r}")
         reason = gunicorn_available() if "uvicorn" in worker_class else gunicorn_run.available()
         if reason is not None:
             raise RuntimeError(reason)
         super().__init__(workers, env, host)
         self.app, self.worker_class, self.timeout = app, worker_class, timeout
+        self.graceful_timeout, self.preload = graceful_timeout, preload
         self.max_requests, self.max_requests_jitter = max_requests, max_requests_jitter
         self.threads = threads
 
@@ -225,9 +236,43 @@ class GunicornServer(_Served):
         return [sys.executable, "-m", "helpers.servers.gunicorn_run", "--bind", f"fd://{fd}",
                 "--workers", str(self.workers), "-k", self.worker_class,
                 "--threads", str(self.threads), "--timeout", str(self.timeout),
-                "--graceful-timeout", "5", "--log-level", "warning",
+                "--graceful-timeout", str(self.graceful_timeout), "--log-level", "warning",
                 "--max-requests", str(self.max_requests),
-                "--max-requests-jitter", str(self.max_requests_jitter), self.app]
+                "--max-requests-jitter", str(self.max_requests_jitter),
+                *(["--preload"] if self.preload else []), self.app]
+
+    def stop(self, grace_seconds: float | None = None) -> None:
+        """SIGTERM, then SIGKILL if the master has not exited ``grace_seconds`` later (by
+        default 5 s after its own ``--graceful-timeout``, so that the master, not we, ends
+        its workers)."""
+        if grace_seconds is None:
+            grace_seconds = self.graceful_timeout + 5.0
+        super().stop(grace_seconds)
+
+    def signal_master(self, signum: int) -> float:
+        """Send ``signum`` to gunicorn's master (SIGTERM: graceful stop; SIGHUP: reload);
+        returns the ``time.perf_counter()`` at which it was sent."""
+        sent = time.perf_counter()
+        self._process.send_signal(signum)
+        return sent
+
+    def wait_exit(self, seconds: float) -> int | None:
+        """The master's exit code, or None if it is still running after ``seconds``."""
+        try:
+            return self._process.wait(seconds)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def wait_for_new_workers(self, old: list[int], seconds: float = 15.0) -> list[int]:
+        """After a HUP: wait until ``workers`` processes run and none of ``old`` is among
+        them; returns the new pids (fewer, or some old, if ``seconds`` ran out)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            pids = self.pids
+            if (len(pids) == self.workers and not set(pids) & set(old)) or \
+                    time.monotonic() > deadline:
+                return pids
+            time.sleep(0.05)
 
     def timeouts(self) -> int:
         """How many times the master logged ``WORKER TIMEOUT`` (it killed a worker)."""

@@ -728,7 +728,7 @@ def recycle_every(answer: Any, leak_mib_per_task: float, budget_mib: float = 50.
 
 @checker
 def advised_choice(answer: Any, advice: Any) -> str:
-    """Exercise 08.3: what ``helpers.advise`` recommends for the exercise's job."""
+    """Exercise 08b.1: what ``helpers.advise`` recommends for the exercise's job."""
     from helpers.experiments.advisor import CHOICES
 
     if answer not in CHOICES:
@@ -1060,6 +1060,9 @@ def shed_count(answer: Any, rows: Any) -> str:
     """Exercise 06b.2: how many requests the shedding app answered 503 above saturation."""
     from helpers.experiments.web_stack import _pick
 
+    if not rows:
+        raise NotYet("There is no shedding run to check against: section 2 did not run on "
+                     "this machine (its cell printed why).")
     shed = _pick(rows, shed=True, level="above")
     queue = _pick(rows, shed=False, level="above")
     value = _number(answer, "The number of 503s")
@@ -1074,3 +1077,48 @@ def shed_count(answer: Any, rows: Any) -> str:
                      "Pick the row with `shed=True` and `level='above'`.")
     raise NotYet("Find the row of `shed_rows` with `shed=True` and `level='above'` and "
                  "read its `http_503`.")
+
+
+# --- notebook 08b ---
+
+
+@checker
+def vectorised_assignment(answer: Any, time_limit: float = 20.0) -> str:
+    """Exercise 08b.2: the learner's ``nearest(points, centres)`` in NumPy: the same labels
+    as the Python loops, and much faster."""
+    import numpy as np
+
+    from helpers.experiments import serial_first
+
+    if not callable(answer):
+        raise NotYet("Define `def answer_nearest(points, centres):` in the cell above.")
+    try:
+        run = serial_first.check_assignment(answer, time_limit=time_limit)
+    except TimeoutError:
+        raise NotYet(f"It had not returned after {time_limit:g} s: does a loop never end? "
+                     "(If the cell is still busy, interrupt the kernel.)") from None
+    if run.error is not None:
+        raise NotYet(f"Your function raised {type(run.error).__name__}: {run.error}")
+    try:
+        labels = np.asarray(run.returned)
+    except (TypeError, ValueError):
+        labels = None
+    if run.returned is None or labels is None or labels.shape != (run.points,):
+        shape = getattr(labels, "shape", None)
+        raise NotYet(f"It returned {str(run.returned)[:60]!r}"
+                     + (f" (shape {shape})" if shape else "")
+                     + f": return one label per point, an array of shape ({run.points},).")
+    wrong = int((labels != np.asarray(run.expected)).sum())
+    if wrong:
+        raise NotYet(f"{wrong:,} of {run.points:,} labels differ from the Python loops': for "
+                     "each point (a row), take the index of the smallest squared distance "
+                     "over the centres (the columns): `.argmin(axis=1)`.")
+    if run.speedup < 5:
+        raise NotYet(f"Right labels, but {run.answer_seconds * 1000:.0f} ms against "
+                     f"{run.python_seconds * 1000:.0f} ms for the Python loops "
+                     f"({run.speedup:.1f}×): it still visits the points one at a time in "
+                     "Python. Let broadcasting build the whole (n, k) table of distances: "
+                     "`points[:, 0:1] - centres[:, 0]` is an (n, 1) column minus a row of k.")
+    return (f"The same {run.points:,} labels in {run.answer_seconds * 1000:.1f} ms, against "
+            f"{run.python_seconds * 1000:.0f} ms for the Python loops: {run.speedup:.0f}× on "
+            "one CPU, with no worker process to start, feed or stop.")

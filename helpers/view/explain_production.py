@@ -75,7 +75,7 @@ def explain_serial_first(rows: Sequence[Mapping[str, Any]],
                  "pickle every point to a worker and every label back); vectorising removes the "
                  "interpreter from the inner loop, and stacks with parallelism later. Profile "
                  "and vectorise first: it is the first branch of the decision guide in "
-                 "section 9.")
+                 "section 2.")
     return " ".join(lines)
 
 

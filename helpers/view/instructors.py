@@ -189,7 +189,8 @@ def notebook_timings(directory: Path | str = NOTEBOOKS) -> list[dict[str, Any]]:
         notebook = json.loads(path.read_text())
         course = notebook["metadata"]["course"]
         title = "".join(notebook["cells"][0]["source"]).splitlines()[0]
-        rows.append({"number": path.name[:2], "name": short_name(title), "file": path.name,
+        number = path.name.split("_", 1)[0]  # "06", "06b"
+        rows.append({"number": number, "name": short_name(title), "file": path.name,
                      "learner_minutes": course["learner_minutes"],
                      "run_seconds": course["run_seconds"],
                      "quick_run_seconds": course.get("quick_run_seconds")})

@@ -193,3 +193,16 @@ def numpy_speedup(prediction: Any, speedups: Any) -> bool:
            "for the same Python loops on every CPU. Processes can at best divide the time by "
            "the CPUs; vectorising removes the interpreter from the inner loop.")
     return graded(prediction, numpy, what="The speedup", unit="×", why=why)
+
+
+def unbounded_backlog(prediction: Any, unbounded: Any) -> bool:
+    """Notebook 08: the most tasks unfinished at once when nothing bounds the producer."""
+    per_task = unbounded["producer_done_after"] / unbounded["tasks"] * 1000
+    job = unbounded["seconds"] / unbounded["tasks"] * 1000
+    why = (f"The producer made a task every {per_task:.2f} ms, and {unbounded['workers']} "
+           f"workers finished one every {job:.1f} ms: `submit` never waits, so the backlog "
+           f"grew to {unbounded['peak_unfinished']} of the {unbounded['tasks']} tasks, each "
+           f"holding its {unbounded['payload_mib']:g} MiB payload in the parent until a "
+           "worker took it.")
+    return graded(prediction, unbounded["peak_unfinished"], what="The backlog", unit=" tasks",
+                  why=why)

@@ -537,6 +537,56 @@ def transfer_dashboard() -> TransferDashboard:
     return TransferDashboard()
 
 
+class BackpressureDashboard(ExperimentDashboard):
+    """A producer's job (tasks, payload) and a bound → the job unbounded and bounded, side
+    by side: unfinished tasks and the parent's memory over time (notebook 08)."""
+
+    #: Most payload, in all, one run may hold in the parent.
+    MAX_PAYLOAD_TOTAL_MIB = 512
+
+    def __init__(self, run: Callable[..., Any] | None = None) -> None:
+        super().__init__(run or _backpressure_experiment)
+        self.bound = W.IntSlider(value=2 * self.usable, min=1, max=32,
+                                 description="in flight",
+                                 tooltip="the semaphore's size: most tasks unfinished at once")
+        self.payload_mib = W.FloatSlider(value=1.0, min=0.25, max=8.0, step=0.25,
+                                         description="payload MiB")
+        self.tasks = W.IntSlider(value=120, min=10, max=400, step=10, description="tasks")
+
+    def controls(self) -> list[W.Widget]:
+        return [self.bound, self.payload_mib, self.tasks]
+
+    def parameters(self) -> dict[str, Any]:
+        _check_range("in flight", self.bound.value, 1, 32)
+        _check_range("payload", self.payload_mib.value, 0.25, 8.0, " MiB")
+        _check_range("tasks", self.tasks.value, 10, 400)
+        total = self.payload_mib.value * self.tasks.value
+        if total > self.MAX_PAYLOAD_TOTAL_MIB:
+            raise ValueError(f"tasks × payload is {total:g} MiB; the unbounded run would hold "
+                             f"it all, so a run here allows at most "
+                             f"{self.MAX_PAYLOAD_TOTAL_MIB} MiB.")
+        return {"bound": self.bound.value, "payload_mib": self.payload_mib.value,
+                "tasks": self.tasks.value}
+
+    def draw(self, result: Any) -> list[Any]:
+        from helpers.view import explain_production, production_plots
+
+        return [_png(production_plots.backpressure_plot(result)),
+                Markdown(explain_production.explain_backpressure(*result))]
+
+
+def _backpressure_experiment(bound: int, payload_mib: float, tasks: int) -> list[dict[str, Any]]:
+    from helpers.experiments import production_patterns
+
+    return [production_patterns.backpressure(bounded, tasks=tasks, payload_mib=payload_mib,
+                                             bound=bound) for bounded in (False, True)]
+
+
+def backpressure_dashboard() -> BackpressureDashboard:
+    """The backpressure dashboard of notebook 08."""
+    return BackpressureDashboard()
+
+
 class AdviceDashboard(ExperimentDashboard):
     """A job's shape → ``helpers.advise``'s answer, and (optionally) the same job measured."""
 
