@@ -3,7 +3,10 @@ under the start method the notebooks use."""
 
 import asyncio
 import os
+import threading
+import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -112,3 +115,21 @@ def test_prefork_workers_exit_when_their_parent_is_killed():
     while any(map(running, workers)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(map(running, workers)), "a worker outlived its parent"
+
+
+def test_run_bounded_never_has_more_than_its_bound_in_flight():
+    running, most, lock = 0, 0, threading.Lock()
+
+    def task(x):
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.01)
+        with lock:
+            running -= 1
+        return x * 2
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert plain.run_bounded(pool, task, range(40), in_flight=3) == [2 * x for x in range(40)]
+    assert 1 <= most <= 3

@@ -13,6 +13,7 @@ these runs under fork, forkserver and spawn.
     notebook 04       run_with_joblib         Parallel(n_jobs)(delayed(fn)(x) for x in xs)
     notebook 06       prefork_server          one listening socket, N forked workers (Unix)
     notebook 07       sum_in_shared_memory    SharedMemory: create, fill, hand over a name
+    notebook 08       run_bounded             a semaphore around submit: backpressure
     notebook 09       run_on_dask             the same joblib line on a Dask LocalCluster
 
 (Notebook 05 builds its pool step by step and shows each step's own code.)
@@ -25,6 +26,7 @@ import contextlib
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -124,3 +126,16 @@ def run_on_dask(fn: Callable[[Any], Any], items: Sequence[Any], workers: int) ->
                       ) as cluster, Client(cluster):  # the client joblib's "dask" backend uses
         with parallel_config(backend="dask"):  # only the backend changes
             return Parallel()(delayed(fn)(item) for item in items)
+
+
+def run_bounded(pool: Executor, fn: Callable[[Any], Any], items: Sequence[Any],
+                in_flight: int) -> list[Any]:
+    """Submit with backpressure: at most ``in_flight`` tasks unfinished at once."""
+    room = threading.BoundedSemaphore(in_flight)
+    futures = []
+    for item in items:
+        room.acquire()  # wait here until a task finishes: this is the backpressure
+        future = pool.submit(fn, item)
+        future.add_done_callback(lambda _: room.release())  # a finished task makes room
+        futures.append(future)
+    return [future.result() for future in futures]
