@@ -1,5 +1,6 @@
 """Each checker: the solution passes, the placeholder fails, plausible wrong answers get hints."""
 
+import math
 import threading
 from pathlib import Path
 
@@ -608,30 +609,93 @@ def test_module_function_under_spawn_without_the_file(capsys, tmp_path):
     assert "run the `%%writefile` cell first" in shown(capsys)
 
 
-def test_chunksize_for(capsys):
-    pickle_rows = [{"bytes": 1024, "round_trip_s": 100e-6}]
-    namespace = run_solution("03_chunksize_for.py", {"pickle_rows": pickle_rows})
-    assert namespace["answer_chunksize"] == 10
-    assert checks.chunksize_for(namespace["answer_chunksize"], 100e-6, 2) is True
-    assert checks.chunksize_for(250, 100e-6, 2) is True
-    assert checks.chunksize_for(..., 100e-6, 2) is False
-    assert checks.chunksize_for(5, 100e-6, 2) is False
-    assert "= 10 tasks" in shown(capsys)
-    assert checks.chunksize_for(500, 100e-6, 2) is False
+SEEDS_SKELETON = """
+import numpy as np
+
+from helpers.tasks import pitfalls
+
+
+def answer_draws(pool, tasks, seed):
+    ...  # one child seed per task from `seed`, then map `pitfalls.seeded_draw` over them
+"""
+
+SEEDS_GLOBAL = SEEDS_SKELETON.replace(
+    "    ...  # one", "    return list(pool.map(pitfalls.numpy_random_draw, range(tasks)))  #")
+SEEDS_SAME = SEEDS_SKELETON.replace(
+    "    ...  # one", "    return list(pool.map(pitfalls.seeded_draw, [seed] * tasks))  #")
+SEEDS_FRESH = SEEDS_SKELETON.replace(
+    "    ...  # one", "    seeds = np.random.SeedSequence().spawn(tasks)\n"
+    "    return list(pool.map(pitfalls.seeded_draw, seeds))  #")
+
+
+def test_seeds_every_task_solution_passes(capsys):
+    namespace = run_solution("03_seeds_every_task.py", {})
+    assert checks.seeds_every_task(namespace["answer_draws"]) is True
+    assert "the same again for the same seed" in shown(capsys)
+    assert checks.seeds_every_task(...) is False
+
+
+@pytest.mark.parametrize(("code", "hint"), [
+    (SEEDS_SKELETON, "It returned None"),
+    (SEEDS_SAME, "they all got the same seed"),
+    (SEEDS_FRESH, "gave other numbers the second time"),
+])
+def test_seeds_every_task_wrong_answers(capsys, code, hint):
+    namespace: dict = {}
+    exec(compile(code, "learner", "exec"), namespace)
+    assert checks.seeds_every_task(namespace["answer_draws"]) is False
+    assert hint in shown(capsys)
+
+
+def test_seeds_from_the_global_generator_repeat_under_fork(capsys):
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("fork is not available here: the global generator is not copied")
+    namespace: dict = {}
+    exec(compile(SEEDS_GLOBAL, "learner", "exec"), namespace)
+    assert checks.seeds_every_task(namespace["answer_draws"]) is False
+    assert "repeat another worker's number" in shown(capsys)
+
+
+CHUNK_SKELETON = """
+import math
+
+
+def answer_chunksize(task_seconds, tasks, message_seconds, workers):
+    ...  # at least: message cost <= 5 % of a chunk's work; at most: 4 chunks per worker
+"""
+
+
+def test_chunksize_rule_solution_passes_and_wrong_rules_get_hints(capsys):
+    namespace = run_solution("03b_chunksize_rule.py", {})
+    assert checks.chunksize_rule(namespace["answer_chunksize"], 100e-6, 2) is True
+    assert "Right for all 7 jobs" in shown(capsys)
+    assert checks.chunksize_rule(..., 100e-6, 2) is False
+    skeleton: dict = {}
+    exec(compile(CHUNK_SKELETON, "learner", "exec"), skeleton)
+    assert checks.chunksize_rule(skeleton["answer_chunksize"], 100e-6, 2) is False
+    assert "returned None" in shown(capsys)
+    assert checks.chunksize_rule(lambda t, n, m, w: 1, 100e-6, 2) is False
+    assert "the message costs more than 5 %" in shown(capsys)
+    assert checks.chunksize_rule(lambda t, n, m, w: math.ceil(m / (0.05 * t)) * 100,
+                                 100e-6, 2) is False
     assert "fewer than 4 each" in shown(capsys)
-    assert checks.chunksize_for(2.5, 100e-6, 2) is False
+    assert checks.chunksize_rule(lambda t, n, m, w: max(1, n // (4 * w)), 100e-6, 2) is False
+    assert "8 workers it gave 3" in shown(capsys)  # the rules conflict: overhead wins
+    assert checks.chunksize_rule(lambda t, n, m, w: m / (0.05 * t), 100e-6, 2) is False
     assert "whole number" in shown(capsys)
 
 
-def test_chunksize_for_a_machine_whose_messages_are_slow(capsys):
-    assert checks.chunksize_for(1000, 10e-3, 16) is True  # 1000 tasks: 200 ms a chunk
-    assert "make the tasks bigger" in shown(capsys)
-    assert checks.chunksize_for(100, 10e-3, 16) is False
+def test_chunk_bounds():
+    assert checks.chunk_bounds(0.0002, 2000, 100e-6, 2) == (10, 250)
+    assert checks.chunk_bounds(0.0001, 100, 100e-6, 8) == (20, 20)  # the rules conflict
+    assert checks.chunk_bounds(1.0, 3, 50e-6, 4) == (1, 1)
 
 
 def test_serial_fraction(capsys):
     sweep = fake_result(speedup_at_2=1.8)
-    namespace = run_solution("03_serial_fraction.py", {"sweep": sweep})
+    namespace = run_solution("03b_serial_fraction.py", {"sweep": sweep})
     speedup = sweep.speedups()[2].median
     assert checks.serial_fraction(namespace["answer_fraction"], speedup, 2) is True
     assert checks.serial_fraction(..., speedup, 2) is False

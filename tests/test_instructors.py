@@ -17,7 +17,7 @@ from helpers.view import compare, instructors
 
 NOTEBOOKS = sorted(paths.NOTEBOOKS_DIR.glob("[0-9][0-9]*_*.ipynb"))
 #: The notebooks whose prose about reference machines is generated (this issue's scope).
-GENERATED_PROSE = ("00_your_machine.ipynb", "03_processes.ipynb", "10_capstone.ipynb")
+GENERATED_PROSE = ("00_your_machine.ipynb", "03b_what_a_task_costs.ipynb", "10_capstone.ipynb")
 #: A speedup or slowdown typed as a number: "9.6×", "10 ×", "9.6–10.2×".
 TYPED_FACTOR = re.compile(r"\d(?:[.,]\d+)?\s?×")
 

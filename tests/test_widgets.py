@@ -222,6 +222,28 @@ def test_joblib_dashboard_bad_value(control, value, message):
     assert message in outputs_text(dashboard)
 
 
+# --- the start-method dashboard (notebook 03) ---
+
+
+def test_start_method_dashboard_measures_the_methods_chosen():
+    dashboard = widgets.StartMethodDashboard()
+    dashboard.methods.value = ("spawn",)
+    dashboard.workers.value, dashboard.repeats.value = 1, 1
+    dashboard.button.click()
+    assert dashboard.wait(timeout=120)
+    assert [row["method"] for row in dashboard.result] == ["spawn"]
+    assert "image/png" in dashboard.output.outputs[0]["data"]
+    assert "**spawn**: first result after" in outputs_text(dashboard)
+
+
+def test_start_method_dashboard_needs_a_method():
+    dashboard = widgets.StartMethodDashboard()
+    dashboard.methods.value = ()
+    dashboard.button.click()
+    assert dashboard.runs_started == 0
+    assert "choose at least one start method" in outputs_text(dashboard)
+
+
 # --- the backpressure dashboard (notebook 08) ---
 
 

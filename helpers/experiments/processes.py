@@ -1,4 +1,4 @@
-"""Notebook 03's experiments: what processes cost, and the pitfalls of using them.
+"""Notebooks 03 and 03b's experiments: the pitfalls of using processes, and what they cost.
 
 ::
 
@@ -430,3 +430,59 @@ def run_module_function(path: str, name: str, args: list[Any], timeout: float = 
         return list(pool.map(fn, args, timeout=timeout))
     finally:
         pool.terminate()  # stops a worker stuck in the learner's function, too
+
+
+# --- exercise 03.2: a seed for every task ---
+
+
+@dataclass
+class SeedRun:
+    """A learner's ``draws(pool, tasks, seed)`` called three times on pools that copied a
+    used global generator (fork where it exists): twice with one seed, once with another."""
+
+    start_method: str
+    tasks: int
+    seed: int
+    first: Any = None
+    again: Any = None
+    other: Any = None
+    error: BaseException | None = None
+
+
+def check_seeded_draws(fn: Any, tasks: int = 8, seed: int = 2026,
+                       time_limit: float = 60.0) -> SeedRun:
+    """Run the learner's ``fn(pool, tasks, seed)`` the way the pitfall bites: this process
+    has used NumPy's global generator, and the workers are forked copies of it (or spawned
+    where fork is missing). Each call gets a fresh 2-worker pool, stopped afterwards;
+    TimeoutError if a call has not returned after ``time_limit`` seconds."""
+    import numpy as np
+
+    from helpers.pool import WorkerPool
+
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    np.random.randint(10)  # the parent has used the global generator: forks copy its state
+    run = SeedRun(method, tasks, seed)
+    for name, value in (("first", seed), ("again", seed), ("other", seed + 1)):
+        pool = WorkerPool(2, mp_context=multiprocessing.get_context(method),
+                          initializer=watchdog.worker_setup)
+        outcome: dict[str, Any] = {}
+
+        def call(pool: Any = pool, value: int = value, outcome: dict = outcome) -> None:
+            try:
+                result = fn(pool, tasks, value)
+                outcome["result"] = list(result) if result is not None else None
+            except Exception as error:  # the learner's bug is the normal case: keep it
+                outcome["error"] = error
+
+        thread = threading.Thread(target=call, name="exercise-03.2", daemon=True)
+        thread.start()
+        thread.join(time_limit)
+        pool.terminate()  # also ends a call still waiting on this pool
+        if thread.is_alive():
+            raise TimeoutError(f"draws(pool, {tasks}, {value}) had not returned after "
+                               f"{time_limit:g} s")
+        if "error" in outcome:
+            run.error = outcome["error"]
+            return run
+        setattr(run, name, outcome.get("result"))
+    return run

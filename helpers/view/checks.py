@@ -319,42 +319,107 @@ def module_function_under_spawn(answer: Any) -> str:
 
 
 @checker
-def chunksize_for(answer: Any, message_seconds: float, usable: int, tasks: int = 2000,
-                  task_seconds: float = 0.0002) -> str:
-    """Exercise 03.2: a chunk size for ``tasks`` tasks of ``task_seconds`` such that one
-    message's cost (``message_seconds``, measured) is at most 5 % of a chunk's work, while
-    every usable worker still gets at least 4 chunks."""
-    value = _number(answer, "The chunk size")
-    if value != int(value) or value < 1:
-        raise NotYet("A chunk size is a whole number of tasks, at least 1.")
-    smallest = math.ceil(message_seconds / (0.05 * task_seconds))
-    largest = max(1, tasks // (4 * usable))
-    if smallest > largest:  # a slow message: the overhead rule wins, say so
-        if value >= smallest:
-            return (f"{int(value)}: each message costs {message_seconds * 1e6:.0f} µs here, so a "
-                    f"chunk needs at least {smallest} tasks of {task_seconds * 1000:g} ms to keep "
-                    "it under 5 %; that leaves fewer than 4 chunks per worker, so on this "
-                    "machine make the tasks bigger if you can.")
-        raise NotYet(f"At {message_seconds * 1e6:.0f} µs per message, a chunk needs "
-                     f"{message_seconds * 1e6:.0f} µs / 5 % = at least {smallest} tasks of "
-                     f"{task_seconds * 1000:g} ms.")
-    if value < smallest:
-        raise NotYet(f"{int(value)} tasks are {value * task_seconds * 1e3:.1f} ms of work per "
-                     f"message; the message costs {message_seconds * 1e6:.0f} µs, more than 5 % "
-                     f"of that. Chunks need at least message cost / (5 % × task time) = "
-                     f"{smallest} tasks.")
-    if value > largest:
-        raise NotYet(f"{int(value)} tasks per chunk leave {tasks / value:.0f} chunks for "
-                     f"{usable} workers: fewer than 4 each, so the last ones finish alone. Keep "
-                     f"it at or below {tasks} / (4 × {usable}) = {largest}.")
-    return (f"{int(value)}: between {smallest} (the message costs at most 5 % of a chunk) and "
-            f"{largest} (every worker gets at least 4 chunks). `map(..., chunksize=c)` and "
-            "WorkerPool's automatic batching apply the same two rules.")
+def seeds_every_task(answer: Any) -> str:
+    """Exercise 03.2: the learner's ``draws(pool, tasks, seed)``: one number per task from
+    ``pitfalls.seeded_draw``, each task with its own seed made from ``seed``."""
+    from helpers.experiments import processes
+
+    if not callable(answer):
+        raise NotYet("Define `def answer_draws(pool, tasks, seed):` in the cell above.")
+    try:
+        run = processes.check_seeded_draws(answer)
+    except TimeoutError as error:
+        raise NotYet(f"It did not finish: {error}. Does it wait for something that never "
+                     "comes?") from None
+    if run.error is not None:
+        raise NotYet(f"Your function raised {type(run.error).__name__}: {run.error}")
+    if run.first is None:
+        raise NotYet("It returned None: return the list `pool.map(...)` gives back.")
+    if len(run.first) != run.tasks or not all(
+            isinstance(d, (tuple, list)) and len(d) == 2 for d in run.first):
+        raise NotYet(f"Asked for {run.tasks} tasks, it returned {str(run.first)[:80]}: return "
+                     "what `pitfalls.seeded_draw` gives for each task, a (pid, number) pair.")
+    numbers = [number for _, number in run.first]
+    if len(set(numbers)) == 1:
+        raise NotYet(f"Every task drew {numbers[0]}: they all got the same seed. Give each "
+                     "task its own: `np.random.SeedSequence(seed).spawn(tasks)` makes one "
+                     "child seed per task.")
+    repeats = processes.repeated_numbers([tuple(d) for d in run.first])
+    if repeats:
+        raise NotYet(f"{repeats} of {run.tasks} draws repeat another worker's number: the "
+                     f"workers ({run.start_method}ed here) drew from copies of one generator. "
+                     "Seed every task instead, with `pitfalls.seeded_draw`.")
+    if [n for _, n in run.again] != numbers:
+        raise NotYet(f"The same seed ({run.seed}) gave other numbers the second time: make the "
+                     "task seeds *from* `seed` (`SeedSequence(seed).spawn(tasks)`), not from "
+                     "the clock or fresh entropy, so a run can be repeated.")
+    if [n for _, n in run.other] == numbers:
+        raise NotYet("Another seed gave exactly the same numbers: build the task seeds from "
+                     "the `seed` argument, not from a constant.")
+    return (f"{run.tasks} different numbers from workers that were {run.start_method}ed from "
+            "one parent, the same again for the same seed, and others for another: each task "
+            "has its own generator, made from a child `SeedSequence`. That holds under every "
+            "start method, and a run can be repeated.")
+
+
+def chunk_bounds(task_seconds: float, tasks: int, message_seconds: float,
+                 workers: int) -> tuple[int, int]:
+    """The two rules for a chunk size: (smallest, largest). A message costs at most 5 % of
+    a chunk's work; every worker gets at least 4 chunks. When they conflict (the smallest
+    is above the largest) the overhead rule wins."""
+    smallest = max(1, math.ceil(message_seconds / (0.05 * task_seconds)))
+    largest = max(1, tasks // (4 * workers))
+    return smallest, max(smallest, largest)
+
+
+#: Jobs the learner's chunk-size function must size: (task seconds, tasks, message
+#: seconds, workers), from a laptop to a 64-core server, including a conflict of rules.
+CHUNK_CASES = ((0.0002, 2000, 50e-6, 2), (0.0002, 2000, 50e-6, 16), (0.01, 100, 50e-6, 4),
+               (0.0001, 100, 100e-6, 8), (1.0, 3, 50e-6, 4), (0.0002, 100_000, 20e-6, 64))
+
+
+@checker
+def chunksize_rule(answer: Any, message_seconds: float, usable: int) -> str:
+    """Exercise 03b.1: the learner's ``chunksize(task_seconds, tasks, message_seconds,
+    workers)``, run on this machine's job and on :data:`CHUNK_CASES`."""
+    if not callable(answer):
+        raise NotYet("Define `def answer_chunksize(task_seconds, tasks, message_seconds, "
+                     "workers):` in the cell above.")
+    cases = ((0.0002, 2000, message_seconds, usable), *CHUNK_CASES)
+    for task_seconds, tasks, message, workers in cases:
+        job = (f"{tasks:,} tasks of {task_seconds * 1000:g} ms, {message * 1e6:.0f} µs a "
+               f"message, {workers} workers")
+        try:
+            value = answer(task_seconds, tasks, message, workers)
+        except Exception as error:
+            raise NotYet(f"For {job} it raised {type(error).__name__}: {error}") from None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise NotYet(f"For {job} it returned {value!r}: a chunk size is a whole number "
+                         "(an `int`) of tasks, at least 1. `math.ceil` and `//` give ints.")
+        smallest, largest = chunk_bounds(task_seconds, tasks, message, workers)
+        if value < smallest:
+            raise NotYet(f"For {job} it gave {value}: {value * task_seconds * 1e3:.2f} ms of "
+                         f"work per message, so the message costs more than 5 % of it. At "
+                         f"least message / (5 % × task) = {smallest}, rounded up.")
+        if value > largest:
+            conflict = smallest > max(1, tasks // (4 * workers))
+            raise NotYet(f"For {job} it gave {value}: " + (
+                f"when the two rules conflict, take the smallest chunk the overhead rule "
+                f"allows ({smallest}), so the workers share what little there is."
+                if conflict else
+                f"{tasks / value:.1f} chunks for {workers} workers, fewer than 4 each. At "
+                f"most tasks // (4 × workers) = {largest}."))
+    smallest, largest = chunk_bounds(0.0002, 2000, message_seconds, usable)
+    mine = answer(0.0002, 2000, message_seconds, usable)
+    return (f"Right for all {len(cases)} jobs. For this machine's job (2,000 tasks of 0.2 ms, "
+            f"{message_seconds * 1e6:.0f} µs a message, {usable} workers) it chose {mine}, "
+            f"between {smallest} and {largest}. `map(..., chunksize=c)` and WorkerPool's "
+            "automatic batching apply the same two rules.")
 
 
 @checker
 def serial_fraction(answer: Any, speedup: float, workers: int) -> str:
-    """Exercise 03.3: the Karp–Flatt serial fraction of a measured speedup."""
+    """Exercise 03b.2: the Karp–Flatt serial fraction of a measured speedup."""
     if workers < 2:
         return ("Skipped: with one usable CPU there is no parallel run to estimate a serial "
                 "fraction from. Look at the reference machines instead.")

@@ -457,7 +457,7 @@ def memory_plot(rows: Sequence[Mapping]) -> Figure:
     return fig
 
 
-# --- notebook 03: what processes cost ---
+# --- notebooks 03 and 03b: starting processes, and what they cost ---
 
 
 def start_method_plot(rows: Sequence[Mapping]) -> Figure:

@@ -97,7 +97,7 @@ def backend_speedup(prediction: Any, rows: Any, backend: str, workload: str) -> 
 
 
 def process_speedup(prediction: Any, result: Any) -> bool:
-    """Notebook 00: the speedup of the pure-Python job on all usable CPUs."""
+    """Notebooks 00 and 03b: the speedup of the pure-Python job on all usable CPUs."""
     top = max(p for p in result.workers if p <= result.usable_cpus)
     measured = result.speedups()[top].median
     if top == 1:

@@ -491,8 +491,52 @@ class ChunkDashboard(ExperimentDashboard):
 
 
 def chunk_dashboard() -> ChunkDashboard:
-    """The dashboard of notebook 03."""
+    """The chunk-size dashboard of notebook 03b."""
     return ChunkDashboard()
+
+
+class StartMethodDashboard(ExperimentDashboard):
+    """Start methods and a worker count → each one's time to a first result and memory
+    per worker, measured side by side (notebook 03)."""
+
+    def __init__(self, run: Callable[..., Any] | None = None) -> None:
+        import multiprocessing
+
+        super().__init__(run or _start_method_experiment)
+        methods = multiprocessing.get_all_start_methods()
+        self.methods = W.SelectMultiple(options=methods, value=tuple(methods),
+                                        description="methods", rows=len(methods))
+        self.workers = W.IntSlider(value=2, min=1, max=max(8, 2 * self.usable),
+                                   description="workers")
+        self.repeats = W.IntSlider(value=3, min=1, max=10, description="repeats")
+
+    def controls(self) -> list[W.Widget]:
+        return [self.methods, self.workers, self.repeats]
+
+    def parameters(self) -> dict[str, Any]:
+        if not self.methods.value:
+            raise ValueError("choose at least one start method")
+        _check_range("workers", self.workers.value, 1, max(8, 2 * self.usable))
+        _check_range("repeats", self.repeats.value, 1, 10)
+        return {"methods": list(self.methods.value), "workers": self.workers.value,
+                "repeats": self.repeats.value}
+
+    def draw(self, result: Any) -> list[Any]:
+        lines = [f"- **{r['method']}**: first result after {r['first_result_ms']:.0f} ms "
+                 f"(range {r['low_ms']:.0f}–{r['high_ms']:.0f}), {r['uss_mib']:.1f} MiB of "
+                 "its own per worker" for r in result]
+        return [_png(plots.start_method_plot(result)), Markdown("\n".join(lines))]
+
+
+def _start_method_experiment(methods: list[str], workers: int, repeats: int) -> list[dict]:
+    from helpers.experiments import processes
+
+    return processes.start_method_costs(methods, workers=workers, repeats=repeats)
+
+
+def start_method_dashboard() -> StartMethodDashboard:
+    """The start-method dashboard of notebook 03."""
+    return StartMethodDashboard()
 
 
 class TransferDashboard(ExperimentDashboard):
