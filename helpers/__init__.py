@@ -15,7 +15,7 @@ folders are layers, and data flows one way through them::
                 watchdog (workers die with their parent), workloads (calibrated tasks),
                 cpu_sampler, paths, validate (parameter checks)
 ``tasks``       every other function a worker process runs: faults, pitfalls, arrays,
-                production (notebook 08), transfer (notebook 07), thread_sweep
+                production (notebooks 08 and 08b), transfer (notebook 07), thread_sweep
 ``pool``        the product: ``WorkerPool`` (parent, ledger, threads, worker_process and
                 more), its joblib backend, notebook 05's ``build_a_pool`` steps
 ``servers``     prefork (the cluster pattern), asyncio_server, demo_app, gunicorn_run,

@@ -480,6 +480,15 @@ NAMES_MIXED_UP = (
              "        for name in names[first:] + names[:first]:\n"
              "            start = time.perf_counter()\n            configurations[name]()\n"
              "            seconds[name].append(time.perf_counter() - start)"))
+CLOCK_ONCE_PER_ROUND = SIDE_BY_SIDE_SKELETON.replace(
+    "        ...", "        first = repeat % len(names)\n        start = time.perf_counter()\n"
+    "        for name in names[first:] + names[:first]:\n            configurations[name]()\n"
+    "            seconds[name].append(time.perf_counter() - start)")
+IN_MILLISECONDS = SIDE_BY_SIDE_SKELETON.replace(
+    "        ...", "        first = repeat % len(names)\n"
+    "        for name in names[first:] + names[:first]:\n"
+    "            start = time.perf_counter()\n            configurations[name]()\n"
+    "            seconds[name].append(1000 * (time.perf_counter() - start))")
 NEVER_RETURNS = """
 def answer_side_by_side(configurations, repeats):
     while True:
@@ -499,7 +508,9 @@ def test_side_by_side_solution_passes(capsys):
     (SIDE_BY_SIDE_SKELETON, "never called a configuration"),
     (ONE_AFTER_ANOTHER, "one configuration after another"),
     (SAME_ORDER, "Every round started with 'none'"),
-    (NAMES_MIXED_UP, "less than the"),
+    (NAMES_MIXED_UP, "under the right name"),
+    (CLOCK_ONCE_PER_ROUND, "not once per round"),
+    (IN_MILLISECONDS, "are the times in seconds"),
 ])
 def test_side_by_side_wrong_loops_get_hints(capsys, code, hint):
     namespace: dict = {}

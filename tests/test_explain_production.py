@@ -390,3 +390,11 @@ def test_the_money_explanation_says_what_a_vcpu_is_on_this_machine(per_core, vm,
     card = types.SimpleNamespace(threads_per_core=per_core, virtualisation=vm)
     text = explain.explain_money(MODEL, {"reference: x": {1: spread([1.0])}}, card=card)
     assert expected in text
+
+
+def test_backpressure_whose_bound_never_bites_says_so():
+    unbounded = _pressure(False, 1.0, 3.0, 9)
+    bounded = dict(_pressure(True, 1.1, 3.0, 10), limit=32)
+    text = explain.explain_backpressure(unbounded, bounded)
+    assert "The bound never came into play" in text and "a semaphore of 32" in text
+    assert "bounding cost" not in text and "did not show the difference" not in text

@@ -124,3 +124,10 @@ def test_unbounded_backlog(capsys):
     assert "158 tasks" in text and "a task every 0.50 ms" in text
     assert "grew to 158 of the 160 tasks" in text
     assert predictions.unbounded_backlog(4, run) is False
+
+
+def test_unbounded_backlog_with_a_slow_producer(capsys):
+    run = {"tasks": 10, "workers": 2, "payload_mib": 1.0, "producer_done_after": 0.9,
+           "seconds": 0.9, "peak_unfinished": 2}
+    predictions.unbounded_backlog(2, run)
+    assert "no faster than the workers" in shown(capsys)

@@ -21,7 +21,7 @@ The model, for ``n`` tasks of ``t`` seconds carrying ``b`` bytes each, on ``p`` 
   at all, and ``k·t`` is the last chunk finishing alone.
 
 It is a model: it leaves out shared caches, memory bandwidth, turbo clocks and noisy
-neighbours, so it is optimistic on many cores. Notebook 08 checks it against measured
+neighbours, so it is optimistic on many cores. Notebook 08b checks it against measured
 runs, and draws it beside the reference machines' measured speedups (``data/reference``).
 Parent side only (standard library).
 """

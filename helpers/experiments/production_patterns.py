@@ -1,4 +1,4 @@
-"""Notebook 08's experiments: recycling, timeouts, backpressure, observability, advice.
+"""Notebook 08's experiments (recycling, timeouts, backpressure, observability) and 08b's (advice).
 
 Each function starts its own pool, measures one production problem, stops the pool
 (``with`` blocks: nothing outlives the call) and returns plain data for a plot::
@@ -227,7 +227,7 @@ def summarise(records: list[TaskRecord]) -> dict[str, Any]:
 
 # --- the decision guide, checked against measured runs ---
 
-#: What ``check_advice`` records but notebook 08's table leaves out.
+#: What ``check_advice`` records but notebook 08b's table leaves out.
 ADVICE_HIDDEN = ("spread", "median_seconds", "gil_enabled")
 
 

@@ -1,4 +1,4 @@
-"""Make it fast serially first: profile, vectorise, and only then parallelise (notebook 08).
+"""Make it fast serially first: profile, vectorise, and only then parallelise (notebook 08b).
 
 The job is k-means' assignment step: for each of ``n`` points, the nearest of ``k``
 centres. Three ways, timed side by side and checked to give the same labels::

@@ -335,7 +335,7 @@ def explain_recycling(record: dict[str, Any]) -> str:
             f"memory leaks. {record['failures']} requests failed while workers were replaced.")
 
 
-# --- 3b. gunicorn's graceful timeout, and HUP reload vs --preload ---
+# --- section 4 (cont.): gunicorn's graceful timeout, and HUP reload vs --preload ---
 
 
 @dataclass
@@ -462,8 +462,10 @@ def explain_graceful(record: GracefulStop) -> str:
                      f"{g} s of grace and its client never noticed; the long one did not"
                      + (", and when the grace ran out the master killed its worker (with "
                         "SIGKILL), which cut the connection" if near else
-                        f", and its connection was cut, though not at the end of the grace "
-                        f"({g} s) as usual: the machine may have been very busy")
+                        f", and it ended without an answer {long.seconds_after_signal:.2f} s "
+                        f"after the signal, not when the {g} s of grace ran out: something "
+                        "else ended it first (a busy machine, or the worker itself failing), "
+                        "so run it again to see the usual kill at the end of the grace")
                      + ". Set `--graceful-timeout` above your slowest legitimate request "
                      "(and your orchestrator's own kill timer, such as Kubernetes' "
                      "`terminationGracePeriodSeconds`, above that), or a deploy drops "

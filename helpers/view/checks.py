@@ -947,7 +947,8 @@ def side_by_side(answer: Any, time_limit: float = 10.0) -> str:
         run = harness.check_side_by_side(answer, time_limit=time_limit)
     except TimeoutError:
         raise NotYet(f"It had not returned after {time_limit:g} s: does a loop never end? "
-                     "(If the cell is still busy, interrupt the kernel.)") from None
+                     "(It may still be running in the background: restart the kernel, Kernel → "
+                     "Restart, before you try again.)") from None
     if not run.calls:
         raise NotYet("It never called a configuration: in each round, call "
                      "`configurations[name]()` for every name, and time each call."
@@ -981,6 +982,12 @@ def side_by_side(answer: Any, time_limit: float = 10.0) -> str:
                          f"{own[len(own) // 2] * 1000:.1f} ms that configuration took by its "
                          "own clock: are the times stored under the right name, and is the "
                          "clock read just before and just after each call?")
+        if median > 0.003 + 1.25 * own[len(own) // 2]:
+            raise NotYet(f"For {name!r} you report {median * 1000:.1f} ms, but that "
+                         f"configuration took {own[len(own) // 2] * 1000:.1f} ms by its own "
+                         "clock: is the clock read just before each call (not once per "
+                         "round), are the times in seconds, and is each stored under the "
+                         "right name?")
         if slowest < own[-1] - 1e-6:
             raise NotYet(f"For {name!r} the slowest time you report is shorter than its "
                          "slowest call: keep every repeat's time, not only the last ones.")
@@ -1161,7 +1168,8 @@ def vectorised_assignment(answer: Any, time_limit: float = 20.0) -> str:
         run = serial_first.check_assignment(answer, time_limit=time_limit)
     except TimeoutError:
         raise NotYet(f"It had not returned after {time_limit:g} s: does a loop never end? "
-                     "(If the cell is still busy, interrupt the kernel.)") from None
+                     "(It may still be running in the background: restart the kernel, Kernel → "
+                     "Restart, before you try again.)") from None
     if run.error is not None:
         raise NotYet(f"Your function raised {type(run.error).__name__}: {run.error}")
     try:

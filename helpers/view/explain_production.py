@@ -1,4 +1,4 @@
-"""Notebook 08's explanations: Markdown written from the run's own records.
+"""Notebooks 08 and 08b's explanations: Markdown written from the run's own records.
 
 ::
 
@@ -43,7 +43,7 @@ def _times(value: float) -> str:
     return f"{value:.2f}×" if value < 1 else f"{value:.1f}×" if value < 10 else f"{value:.0f}×"
 
 
-# --- 1. serial first ---
+# --- 08b §1. serial first ---
 
 
 def explain_serial_first(rows: Sequence[Mapping[str, Any]],
@@ -79,7 +79,7 @@ def explain_serial_first(rows: Sequence[Mapping[str, Any]],
     return " ".join(lines)
 
 
-# --- 2. sizing ---
+# --- 08 §1. sizing ---
 
 
 def explain_cpu_counts(record: Mapping[str, Any]) -> str:
@@ -193,7 +193,7 @@ def explain_smaller_machine(smaller: Mapping[str, Any] | None) -> str:
     return " ".join(lines)
 
 
-# --- 3. recycling ---
+# --- 08 §2. recycling ---
 
 
 def explain_recycling(runs: Mapping[str, Sequence[Mapping[str, Any]]], leak_per_task: float,
@@ -234,7 +234,7 @@ def _recycled_line(rows: Sequence[Mapping[str, Any]], plain_growth: float,
     return text
 
 
-# --- 4. timeouts ---
+# --- 08 §3. timeouts ---
 
 
 def explain_timeouts(thread_row: Mapping[str, Any], pool_row: Mapping[str, Any]) -> str:
@@ -278,7 +278,7 @@ def _pool_timeout(row: Mapping[str, Any]) -> str:
             f"that task with `TaskTimeout`, {replaced}.")
 
 
-# --- 5. backpressure ---
+# --- 08 §4. backpressure ---
 
 
 def explain_backpressure(unbounded: Mapping[str, Any], bounded: Mapping[str, Any]) -> str:
@@ -289,6 +289,12 @@ def explain_backpressure(unbounded: Mapping[str, Any], bounded: Mapping[str, Any
              f"**{unbounded['peak_extra_mib']:.0f} MiB** more held by the parent. Bounded by a "
              f"semaphore of {limit}, at most {bounded['peak_unfinished']} tasks were unfinished "
              f"and the parent held {bounded['peak_extra_mib']:.0f} MiB more than at the start."]
+    if bounded["peak_unfinished"] >= unbounded["peak_unfinished"]:
+        lines.append(f"The bound never came into play: even unbounded, no more than "
+                     f"{unbounded['peak_unfinished']} tasks were ever unfinished, so a "
+                     f"semaphore of {limit} had nothing to hold back. Give the producer more "
+                     "tasks, or a smaller bound, to see it work.")
+        return " ".join(lines)
     if bounded["peak_extra_mib"] >= unbounded["peak_extra_mib"]:
         lines.append("The parent's memory did not show the difference this time (a process "
                      "reuses heap it already holds), but the queue depth did.")
@@ -313,7 +319,7 @@ def explain_backpressure(unbounded: Mapping[str, Any], bounded: Mapping[str, Any
     return " ".join(lines)
 
 
-# --- 6. graceful shutdown ---
+# --- 08 §5. graceful shutdown ---
 
 
 def explain_shutdown(shutdown: Mapping[str, Any] | None) -> str:
@@ -349,7 +355,7 @@ def explain_shutdown(shutdown: Mapping[str, Any] | None) -> str:
     return " ".join(lines)
 
 
-# --- 7. observability ---
+# --- 08 §6. observability ---
 
 
 def explain_observed(observed: Mapping[str, Any]) -> str:
@@ -372,7 +378,7 @@ def explain_observed(observed: Mapping[str, Any]) -> str:
     return " ".join(lines) + "\n\n" + tables.markdown_table(observed["workers"])
 
 
-# --- 9. the decision guide and the money side ---
+# --- 08b §2–3. the decision guide and the money side ---
 
 
 def explain_advice(rows: Sequence[Mapping[str, Any]]) -> str:

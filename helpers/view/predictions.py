@@ -185,7 +185,7 @@ def benchmark_speedup(prediction: Any, document: Any, workload: str, executor: s
 
 
 def numpy_speedup(prediction: Any, speedups: Any) -> bool:
-    """Notebook 08: NumPy on one CPU, as a speedup over the pure-Python loops."""
+    """Notebook 08b: NumPy on one CPU, as a speedup over the pure-Python loops."""
     numpy = speedups["NumPy, 1 process"].median
     processes = max((v.median for k, v in speedups.items()
                      if k.startswith("pure Python") and "processes" in k), default=1.0)
@@ -199,10 +199,16 @@ def unbounded_backlog(prediction: Any, unbounded: Any) -> bool:
     """Notebook 08: the most tasks unfinished at once when nothing bounds the producer."""
     per_task = unbounded["producer_done_after"] / unbounded["tasks"] * 1000
     job = unbounded["seconds"] / unbounded["tasks"] * 1000
-    why = (f"The producer made a task every {per_task:.2f} ms, and {unbounded['workers']} "
-           f"workers finished one every {job:.1f} ms: `submit` never waits, so the backlog "
-           f"grew to {unbounded['peak_unfinished']} of the {unbounded['tasks']} tasks, each "
-           f"holding its {unbounded['payload_mib']:g} MiB payload in the parent until a "
-           "worker took it.")
+    if per_task < job:
+        why = (f"The producer made a task every {per_task:.2f} ms, and {unbounded['workers']} "
+               f"workers finished one every {job:.1f} ms: `submit` never waits, so the backlog "
+               f"grew to {unbounded['peak_unfinished']} of the {unbounded['tasks']} tasks, each "
+               f"holding its {unbounded['payload_mib']:g} MiB payload in the parent until a "
+               "worker took it.")
+    else:
+        why = (f"This time the producer was no faster than the workers (a task every "
+               f"{per_task:.2f} ms, against one finished every {job:.1f} ms), so the backlog "
+               f"stayed at {unbounded['peak_unfinished']} of the {unbounded['tasks']} tasks: "
+               "`submit` never waits, and only a producer that outruns the pool builds one.")
     return graded(prediction, unbounded["peak_unfinished"], what="The backlog", unit=" tasks",
                   why=why)

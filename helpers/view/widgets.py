@@ -590,7 +590,7 @@ class BackpressureDashboard(ExperimentDashboard):
 
     def __init__(self, run: Callable[..., Any] | None = None) -> None:
         super().__init__(run or _backpressure_experiment)
-        self.bound = W.IntSlider(value=2 * self.usable, min=1, max=32,
+        self.bound = W.IntSlider(value=2 * min(2, self.usable), min=1, max=32,  # as section 4
                                  description="in flight",
                                  tooltip="the semaphore's size: most tasks unfinished at once")
         self.payload_mib = W.FloatSlider(value=1.0, min=0.25, max=8.0, step=0.25,
@@ -704,7 +704,7 @@ def _advice_experiment(task_seconds: float, payload_bytes: int, tasks: int, cpus
 
 
 def advice_dashboard(model: Any = None) -> AdviceDashboard:
-    """The dashboard of notebook 08 (``model``: the notebook's measured CostModel)."""
+    """The dashboard of notebook 08b (``model``: the notebook's measured CostModel)."""
     return AdviceDashboard(model=model)
 
 
