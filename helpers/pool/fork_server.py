@@ -36,6 +36,7 @@ from multiprocessing import reduction
 from typing import Any
 
 from helpers.pool import worker_process
+from helpers.pool.ledger import join_process, open_pidfd
 from helpers.pool.messages import ProgressBoard
 
 
@@ -52,12 +53,18 @@ class ForkServer:
         server_end.close()
 
     def start_worker(self, slot: int) -> tuple[ForkedWorker, multiprocessing.connection.Connection]:
-        """Fork a worker for ``slot``; return its handle and the parent's end of its pipe."""
+        """Fork a worker for ``slot``; return its handle and the parent's end of its pipe.
+
+        The handle carries a pidfd where the platform has one, opened before the next
+        request (the server reaps dead workers only while it serves one), so it cannot
+        refer to another process that reused the pid.
+        """
         with self._lock:
             self._conn.send_bytes(pickle.dumps(("start", slot)))
             pid = _reply(self._conn)
             fd = reduction.recv_handle(self._conn)
-        return ForkedWorker(pid, self), multiprocessing.connection.Connection(fd)
+            pidfd = open_pidfd(pid)
+        return ForkedWorker(pid, self, pidfd), multiprocessing.connection.Connection(fd)
 
     def wait(self, pid: int, timeout: float) -> int | None:
         """The worker's exit code once it has exited (None if still running at ``timeout``)."""
@@ -96,10 +103,14 @@ def _reply(conn) -> Any:
 class ForkedWorker:
     """A worker forked by the fork server: what ``multiprocessing.Process`` offers the pool."""
 
-    sentinel = None  # not our child: its death shows as end-of-file on its pipe
+    # Not our child, so no sentinel of ours: the pool sees its death on its pidfd (Linux),
+    # and otherwise only as end-of-file on its pipe (which a grandchild the task forked
+    # can hold open: the worker's crash is then noticed when that grandchild exits).
+    sentinel = None
 
-    def __init__(self, pid: int, server: ForkServer) -> None:
+    def __init__(self, pid: int, server: ForkServer, pidfd: int | None = None) -> None:
         self.pid = pid
+        self.pidfd = pidfd  # the pool's Worker takes it over (and closes it)
         self.exitcode: int | None = None
         self._server = server
 
@@ -158,7 +169,7 @@ def serve(conn, board: ProgressBoard, worker_args: tuple[Any, ...]) -> None:
             else:  # "wait"
                 _, pid, timeout = request
                 process = workers[pid]
-                process.join(timeout)
+                join_process(process, timeout)
                 if process.exitcode is not None:
                     del workers[pid]
                 conn.send_bytes(pickle.dumps(process.exitcode))
@@ -167,7 +178,7 @@ def serve(conn, board: ProgressBoard, worker_args: tuple[Any, ...]) -> None:
     for process in workers.values():  # whatever is still running goes with us
         process.kill()
     for process in workers.values():
-        process.join(5)
+        join_process(process, 5)
 
 
 def _start_worker(fork, board: ProgressBoard, slot: int, worker_args: tuple[Any, ...]):

@@ -25,7 +25,10 @@ Standard library only.
 from __future__ import annotations
 
 import enum
+import os
+import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -83,20 +86,73 @@ class SentBatch:
         self.seq, self.tasks = seq, tasks
 
 
+def open_pidfd(pid: int) -> int | None:
+    """A pidfd for ``pid`` (Linux 5.3+), or None where there is none.
+
+    It becomes readable when the process exits, whoever else holds its pipes: a
+    grandchild that a task forked inherits the worker's pipe *and* the write end of
+    ``Process.sentinel``, so neither ends while that grandchild lives.
+    """
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is None:
+        return None
+    try:
+        return pidfd_open(pid)
+    except OSError:  # ENOSYS (old kernel, seccomp), ESRCH (already reaped)
+        return None
+
+
+def join_process(process: Any, timeout: float) -> None:
+    """``process.join(timeout)`` that also sees a process whose sentinel is held open.
+
+    ``multiprocessing.Process.join`` waits on the sentinel pipe, which a grandchild the
+    task forked keeps open; reading ``exitcode`` asks the kernel (waitpid) instead.
+    """
+    sentinel = getattr(process, "sentinel", None)
+    if sentinel is None:  # a fork-server worker: the server waits (with this function)
+        process.join(timeout)
+        return
+    import multiprocessing.connection
+
+    deadline = time.monotonic() + timeout
+    while process.exitcode is None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        multiprocessing.connection.wait([sentinel], min(left, 0.05))
+
+
 class Worker:
     """The parent's view of one worker process and what it holds."""
 
-    def __init__(self, slot: int, process: Any, conn: Any) -> None:
+    def __init__(self, slot: int, process: Any, conn: Any, pidfd: int | None = None) -> None:
         self.slot = slot  # its place on the progress board
         self.process = process  # multiprocessing.Process, or fork_server.ForkedWorker
         self.pid: int = process.pid
         self.conn = conn
+        # What the receiver waits on to see the process end (besides its pipe): a pidfd
+        # where the platform has one (this object owns it), else the process's sentinel
+        # (None for a fork-server worker without a pidfd: its pipe's end-of-file only).
+        self.pidfd = pidfd
+        self.watch: Any = pidfd if pidfd is not None else process.sentinel
         self.batches: deque[SentBatch] = deque()  # sent, results not back yet; oldest first
         self.sent = 0  # tasks sent, for max_tasks_per_child
         self.last_seq = 0
         self.kill_reason: str | None = None  # "timeout" or "cancelled", once asked to die
         self.retiring = False  # said it exits after its last batch (max_memory_per_child)
         self.stop_sent = False
+        self.stop_deadline: float | None = None  # asked to exit: SIGKILL if alive after this
+        self.force_killed = False  # the grace period ran out and it was sent SIGKILL
+
+    def close_watch(self) -> None:
+        """Close the pidfd (the receiver calls this once the worker is off the books)."""
+        pidfd, self.pidfd = self.pidfd, None
+        if pidfd is not None:
+            self.watch = None
+            try:
+                os.close(pidfd)
+            except OSError:
+                pass
 
 
 class Ledger:
@@ -120,6 +176,9 @@ class Ledger:
         self.estimates: dict[Any, float] = {}  # key -> moving average seconds per task
         self.room_waiters: list[Callable[[], None]] = []  # submit_async calls waiting
         self.wake_receiver: Callable[[], None] = lambda: None  # set by the pool
+        # (futures, estimate key) of maps dropped unfinished, for the receiver to cancel:
+        # a finaliser puts them here (SimpleQueue.put is safe in one) instead of locking.
+        self.dropped_maps: queue.SimpleQueue[tuple[list[Future], Any]] = queue.SimpleQueue()
         self.counts = {"completed": 0, "failed": 0, "crashed": 0, "timed_out": 0,
                        "cancelled": 0, "workers_replaced": 0, "workers_retired": 0}
 

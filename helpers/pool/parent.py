@@ -24,7 +24,17 @@ pools and survives the faults they do not. Data flow::
     Future (FINISHED) ─► result(), wait(), as_completed(), asyncio.wrap_future()
 
 Both threads hold only a weak reference to the pool: a pool the program drops (a
-re-run notebook cell) finishes its queued work and stops its workers.
+re-run notebook cell) finishes its queued work and stops its workers. Its finalisers
+(that reference's callback, a dropped ``map``'s ``__del__``) take no lock: they leave
+a note for the receiver and wake it, and the receiver does the locked work.
+
+Stopping never waits for ever: a worker asked to exit (sent Stop once the pool has
+drained, or SIGTERM by ``terminate_workers()``) that is still alive
+``threads.STOP_GRACE_SECONDS`` later (its task ignored SIGTERM, or left a thread that
+keeps it from exiting) is killed with SIGKILL and reaped, under ``shutdown(wait=True)``,
+``shutdown(wait=False)``, a dropped pool and the exit hook alike. The receiver watches
+each worker's process as well as its pipe (a pidfd on Linux, else the process's
+sentinel), so a worker whose pipe a grandchild holds open is still seen to die.
 
 Why it is fast: every worker has its own pipe, and tiny tasks travel in batches
 sized from measured task times (a few milliseconds of work per batch), so the
@@ -63,6 +73,7 @@ from __future__ import annotations
 import atexit
 import itertools
 import multiprocessing
+import os
 import sys
 import threading
 import time
@@ -87,7 +98,7 @@ from helpers.pool.errors import (
     describe_exit,
 )
 from helpers.pool.futures import TaskFuture
-from helpers.pool.ledger import Ledger, State, Task, Worker
+from helpers.pool.ledger import Ledger, State, Task, Worker, open_pidfd
 from helpers.pool.messages import ProgressBoard
 from helpers.pool.stats import PoolStats, summarize
 from helpers.pool.threads import (
@@ -187,7 +198,8 @@ class WorkerPool(Executor):
         worker_args = (initializer, tuple(initargs), max_tasks_per_child, max_memory_per_child)
         self._starter = _WorkerStarter(self._context, self._board, worker_args)
         options = PoolOptions(task_timeout, max_tasks_per_child)
-        pool_ref = weakref.ref(self, lambda _, wakeup=self._wakeup: wakeup.wake())
+        # The callback runs wherever the garbage collector happens to run: lock-free only.
+        pool_ref = weakref.ref(self, lambda _, wakeup=self._wakeup: wakeup.wake_from_finalizer())
         self._sender = Sender(pool_ref, ledger, options, self._wakeup, self._board)
         self._receiver = Receiver(pool_ref, ledger, options, self._wakeup, self._board,
                                   self._sender, self._starter.start, self._starter.close)
@@ -416,6 +428,7 @@ class WorkerPool(Executor):
                 worker.process.join(5)
             except (OSError, ValueError):
                 pass
+            worker.close_watch()
         self._starter.close()
 
 
@@ -444,7 +457,7 @@ class _WorkerStarter:
     def start(self, slot: int) -> Worker:
         if self.fork_server is not None:
             process, conn = self.fork_server.start_worker(slot)
-            return Worker(slot, process, conn)
+            return Worker(slot, process, conn, process.pidfd)
         parent_end, child_end = self.context.Pipe(duplex=True)
         self.board.reset(slot)
         process = self.context.Process(
@@ -454,7 +467,11 @@ class _WorkerStarter:
         )
         process.start()
         child_end.close()
-        return Worker(slot, process, parent_end)
+        pidfd = open_pidfd(process.pid)
+        if pidfd is not None and process.exitcode is not None:
+            os.close(pidfd)  # it was reaped already: the pid may name another process now
+            pidfd = None
+        return Worker(slot, process, parent_end, pidfd)
 
     def close(self) -> None:
         if self.fork_server is not None:
@@ -464,7 +481,8 @@ class _WorkerStarter:
 class _MapResults:
     """One ``map`` call: an iterator over its results, in order, with its chunks in flight.
 
-    Closing it, or dropping it, cancels the chunks still in flight (running ones too).
+    Closing it cancels the chunks still in flight (running ones too); dropping it has the
+    pool's receiver thread cancel them.
     """
 
     def __init__(self, pool: WorkerPool, fn: Callable[..., Any], arguments: Iterator[tuple],
@@ -521,8 +539,19 @@ class _MapResults:
             self.key = None
 
     def __del__(self) -> None:
-        if self.in_flight:
-            self.close()
+        """Dropped unread: hand the chunks in flight to the receiver, which cancels them.
+
+        Not ``close()``: the garbage collector may run this on a thread that holds the
+        ledger's lock (an allocation made under it), which ``close()`` would take again
+        and wait on for ever. So this takes no lock: a ``SimpleQueue.put`` and a
+        lock-free wake-up.
+        """
+        in_flight, self.in_flight = self.in_flight, deque()
+        key, self.key = self.key, None
+        if in_flight or key is not None:
+            pool = self.pool
+            pool._ledger.dropped_maps.put(([future for future, _ in in_flight], key))
+            pool._wakeup.wake_from_finalizer()
 
     def submit_the_rest(self) -> None:
         """The pool is shutting down: submit all the remaining input now."""

@@ -13,7 +13,9 @@ manager thread does): a pool that the program drops is collected, and its thread
 notice, finish the queued work and stop its workers. They share everything else
 through the :class:`~helpers.pool.ledger.Ledger`, under its lock; futures are set
 outside the lock, after the task has been counted out, because done-callbacks may
-submit more work.
+submit more work. Finalisers, which the garbage collector may run on any thread while
+it holds any lock, take none: ``Wakeup.wake_from_finalizer()`` and
+``Ledger.dropped_maps`` (a ``SimpleQueue``) hand their work to the receiver.
 
 Standard library only.
 """
@@ -24,6 +26,7 @@ import math
 import multiprocessing
 import multiprocessing.connection
 import pickle
+import queue
 import threading
 import time
 import types
@@ -35,7 +38,15 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from helpers.pool.errors import TaskTimeout, WorkerCrashed, WorkerInitError, with_remote_traceback
-from helpers.pool.ledger import STOPPED, Ledger, SentBatch, State, Task, Worker
+from helpers.pool.ledger import (
+    STOPPED,
+    Ledger,
+    SentBatch,
+    State,
+    Task,
+    Worker,
+    join_process,
+)
 from helpers.pool.messages import (
     FINISHED,
     READING,
@@ -61,6 +72,14 @@ PREFETCH_MAX_BYTES = 32 * 1024
 START_POLL_SECONDS = 0.02
 #: The trace keeps the batches holding the newest TRACE_TASKS tasks (about 13 MB).
 TRACE_TASKS = 100_000
+#: A worker asked to exit (sent Stop once the pool has drained, or SIGTERM by
+#: ``terminate_workers()``) that is still alive this long after is sent SIGKILL: a task
+#: may have ignored SIGTERM, or left a non-daemon thread that keeps the worker from
+#: exiting. Without it, ``shutdown()``, a dropped pool and the exit hook would wait for
+#: ever (seconds; workers that exit normally take milliseconds).
+STOP_GRACE_SECONDS = 5.0
+#: How long the receiver waits for a worker whose pipe closed to exit, before it kills it.
+REAP_SECONDS = 5.0
 
 
 class PoolOptions:
@@ -72,7 +91,14 @@ class PoolOptions:
 
 
 class Wakeup:
-    """A pipe that wakes the receiver from ``multiprocessing.connection.wait``."""
+    """A pipe that wakes the receiver from ``multiprocessing.connection.wait``.
+
+    ``wake()`` takes a lock (it sends at most one message until the receiver clears
+    it). A finaliser (the pool's weak-reference callback, a dropped ``map``'s
+    ``__del__``) must call ``wake_from_finalizer()`` instead, which takes no lock: the
+    garbage collector can run a finaliser on any thread, at any allocation, even one
+    made while that thread holds this lock or the ledger's.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -84,7 +110,19 @@ class Wakeup:
         with self._lock:
             if not self._closed and not self._pending:
                 self._pending = True
-                self._writer.send_bytes(b"")
+                self._send()
+
+    def wake_from_finalizer(self) -> None:
+        """Lock-free ``wake()``: one empty message (a single 4-byte write, so writers never
+        interleave), at worst one more than needed."""
+        if not self._closed:
+            self._send()
+
+    def _send(self) -> None:
+        try:
+            self._writer.send_bytes(b"")
+        except (OSError, ValueError):
+            pass  # the receiver has closed its end: there is no one left to wake
 
     def clear(self) -> None:
         with self._lock:
@@ -93,10 +131,12 @@ class Wakeup:
             self._pending = False
 
     def close(self) -> None:
+        """Close the reading end. The writing end stays open until this object is
+        collected, so a lock-free write can never land on a descriptor number that has
+        been closed and reused meanwhile; with no reader, it fails (EPIPE), quietly."""
         with self._lock:
             self._closed = True
             self.reader.close()
-            self._writer.close()
 
 
 # --- settling tasks (outside the lock) ---
@@ -170,6 +210,21 @@ def kill_quietly(worker: Worker) -> None:
         worker.process.kill()
     except (OSError, ValueError):
         pass  # already gone, or already joined and closed
+
+
+def reap(worker: Worker) -> None:
+    """Wait for a worker whose pipe closed (or whose process ended) to exit; a worker
+    still alive after REAP_SECONDS (it closed its pipe, or hangs on its way out) is
+    killed, so that none outlives the pool."""
+    join_process(worker.process, REAP_SECONDS)
+    if worker.process.exitcode is None:
+        kill_quietly(worker)
+        join_process(worker.process, REAP_SECONDS)
+
+
+def min_or_none(*values: float | None) -> float | None:
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
 
 
 # --- the sender ---
@@ -399,6 +454,8 @@ class Receiver(threading.Thread):
             self.close_starter()
             with self.ledger.lock:
                 self.ledger.to_close.extend(w.conn for w in self.ledger.workers)
+                for worker in self.ledger.workers:
+                    worker.close_watch()
                 self.ledger.workers.clear()
                 self.sender.receiver_done = True
                 self.ledger.work_or_room.notify_all()
@@ -407,15 +464,16 @@ class Receiver(threading.Thread):
     def receive_until_closed(self) -> None:
         ledger = self.ledger
         while True:
+            self.cancel_dropped_maps()
             with ledger.lock:
                 self.next_state()
                 if ledger.state in STOPPED and not ledger.workers and not ledger.starting:
                     return
                 by_conn = {w.conn: w for w in ledger.workers}
-                by_sentinel = {w.process.sentinel: w for w in ledger.workers
-                               if w.process.sentinel is not None}
+                by_sentinel = {w.watch: w for w in ledger.workers if w.watch is not None}
                 to_kill = [w for w in ledger.workers if w.kill_reason and not w.stop_sent]
-                timeout = self.next_deadline()
+                to_kill.extend(self.past_stop_grace())
+                timeout = min_or_none(self.next_deadline(), self.next_stop_deadline())
             for worker in to_kill:
                 kill_quietly(worker)
             ready = multiprocessing.connection.wait(
@@ -448,6 +506,46 @@ class Receiver(threading.Thread):
                     ledger.to_stop.append(worker)
             if not ledger.workers:
                 ledger.move_to(State.CLOSED)
+
+    def cancel_dropped_maps(self) -> None:
+        """Do what a dropped ``map``'s finaliser handed over (it may take no lock itself):
+        cancel its chunks still in flight, and forget its run-time estimate."""
+        ledger = self.ledger
+        while True:
+            try:
+                futures, key = ledger.dropped_maps.get_nowait()
+            except queue.Empty:
+                return
+            for future in futures:
+                future.cancel()
+            if key is not None:
+                with ledger.lock:
+                    ledger.forget_estimate(key)
+
+    def past_stop_grace(self) -> list[Worker]:
+        """Under the lock: workers asked to exit whose grace period has run out.
+
+        Every worker of a pool that is STOPPING (it was sent Stop), BROKEN or TERMINATED
+        (it was signalled) gets STOP_GRACE_SECONDS to exit; then it is sent SIGKILL, once.
+        """
+        ledger = self.ledger
+        if ledger.state is not State.STOPPING and ledger.state not in STOPPED:
+            return []
+        now = time.monotonic()
+        overdue = []
+        for worker in ledger.workers:
+            if worker.stop_deadline is None:
+                worker.stop_deadline = now + STOP_GRACE_SECONDS
+            elif not worker.force_killed and worker.stop_deadline <= now:
+                worker.force_killed = True
+                overdue.append(worker)
+        return overdue
+
+    def next_stop_deadline(self) -> float | None:
+        """Under the lock: seconds until a worker's stop grace period runs out (None: none)."""
+        deadlines = [w.stop_deadline for w in self.ledger.workers
+                     if w.stop_deadline is not None and not w.force_killed]
+        return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
 
     # --- results ---
 
@@ -563,13 +661,14 @@ class Receiver(threading.Thread):
     def worker_gone(self, worker: Worker) -> None:
         """A worker's pipe closed or its process ended: settle what it held, replace it."""
         self.read_messages(worker)  # whatever it sent before it went
-        worker.process.join(5)
+        reap(worker)
         ledger = self.ledger
         with ledger.lock:
             if worker not in ledger.workers:
                 return
             ledger.workers.remove(worker)
             ledger.to_close.append(worker.conn)
+            worker.close_watch()
             held, worker.batches = list(worker.batches), deque()
             failed: list[tuple[Task, BaseException]] = []
             if ledger.state in (State.BROKEN, State.TERMINATED):

@@ -214,3 +214,33 @@ def sleep_then_mark(seconds: float, path: str) -> str:
 def slow_initializer(seconds: float) -> None:
     """An initializer that takes a while, like a worker importing a large library."""
     time.sleep(seconds)
+
+
+def ignore_sigterm() -> int:
+    """Make this worker ignore SIGTERM from now on (as some C libraries and servers do);
+    return its pid. A pool that only asks politely can no longer stop it."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    return os.getpid()
+
+
+def leave_a_thread_running(seconds: float) -> int:
+    """Start a non-daemon thread that sleeps ``seconds``, and return the worker's pid: the
+    worker runs its next tasks as usual, but cannot exit (Python joins the thread first)."""
+    threading.Thread(target=time.sleep, args=(seconds,), name="left-running").start()
+    return os.getpid()
+
+
+def crash_leaving_a_grandchild(path: str, seconds: float, code: int = 3) -> None:
+    """Fork a grandchild that sleeps ``seconds`` (its pid goes to ``path``), then end the
+    worker with ``os._exit(code)``. The grandchild inherits every descriptor the worker
+    had, its pipe to the pool among them, so that pipe does not close when the worker
+    dies. Unix only."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            time.sleep(seconds)
+        finally:
+            os._exit(0)
+    with open(path, "w") as mark:
+        mark.write(str(pid))
+    os._exit(code)
