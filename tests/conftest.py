@@ -100,13 +100,21 @@ def quick(monkeypatch):
     monkeypatch.setenv("COURSE_QUICK", "1")
 
 
+def _running(pid: int) -> bool:
+    """True if ``pid`` is a live process (not a zombie); a process that exits while it is
+    being looked at is not running."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def still_alive(pids, seconds: float = 10.0) -> set[int]:
     """The pids among ``pids`` still running (not zombies) after up to ``seconds``."""
     deadline = time.monotonic() + seconds
     alive = set(pids)
     while alive and time.monotonic() < deadline:
-        alive = {p for p in alive
-                 if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE}
+        alive = {p for p in alive if _running(p)}
         time.sleep(0.05)
     return alive
 
