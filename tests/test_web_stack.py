@@ -8,7 +8,6 @@ what it starts; conftest's guard checks that nothing survives.
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import urllib.request
 
 import pytest
 from conftest import still_alive
+from test_cluster import raw  # send raw bytes, read everything back
 
 from helpers.experiments import web_stack
 from helpers.servers import gunicorn_run, loadgen, web_app, web_run
@@ -44,15 +44,6 @@ def get(url, timeout=15):
 
 def _lower(headers):
     return {k.lower(): v for k, v in headers.items()}
-
-
-def raw(address, data: bytes, timeout=10) -> bytes:
-    with socket.create_connection(address, timeout=timeout) as conn:
-        conn.sendall(data)
-        chunks = []
-        while chunk := conn.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
 
 
 # --- the app ---

@@ -42,7 +42,7 @@ from typing import Any
 
 from helpers.core import config, machine, measure, paths, watchdog, workloads
 from helpers.core.trace import TaskRecord
-from helpers.experiments import executors
+from helpers.experiments import executors, learner_code
 from helpers.pool import WorkerPool
 from helpers.tasks import pitfalls
 
@@ -468,21 +468,15 @@ def check_seeded_draws(fn: Any, tasks: int = 8, seed: int = 2026,
         outcome: dict[str, Any] = {}
 
         def call(pool: Any = pool, value: int = value, outcome: dict = outcome) -> None:
-            try:
-                result = fn(pool, tasks, value)
-                outcome["result"] = list(result) if result is not None else None
-            except Exception as error:  # the learner's bug is the normal case: keep it
-                outcome["error"] = error
+            result = fn(pool, tasks, value)
+            outcome["result"] = list(result) if result is not None else None
 
-        thread = threading.Thread(target=call, name="exercise-03.2", daemon=True)
-        thread.start()
-        thread.join(time_limit)
-        pool.terminate()  # also ends a call still waiting on this pool
-        if thread.is_alive():
-            raise TimeoutError(f"draws(pool, {tasks}, {value}) had not returned after "
-                               f"{time_limit:g} s")
-        if "error" in outcome:
-            run.error = outcome["error"]
+        try:
+            run.error = learner_code.run_with_time_limit(
+                call, time_limit, name="exercise-03.2", what=f"draws(pool, {tasks}, {value})")
+        finally:
+            pool.terminate()  # also ends a call still waiting on this pool
+        if run.error is not None:
             return run
         setattr(run, name, outcome.get("result"))
     return run

@@ -17,7 +17,6 @@ import cProfile
 import math
 import pstats
 import random
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from helpers.core import config, machine, measure
-from helpers.experiments import executors
+from helpers.experiments import executors, learner_code
 from helpers.tasks import production
 
 CENTRES = 8
@@ -153,18 +152,12 @@ def check_assignment(fn: Any, n: int | None = None, k: int = CENTRES,
     check = AssignmentCheck(n, k, expected, python_seconds=python_seconds)
 
     def run() -> None:
-        try:
-            times = []
-            for _ in range(3):
-                seconds, check.returned = measure.timed(lambda: fn(array_points, array_centres))
-                times.append(seconds)
-            check.answer_seconds = min(times)
-        except Exception as error:  # the learner's bug is the normal case: keep it
-            check.error = error
+        times = []
+        for _ in range(3):
+            seconds, check.returned = measure.timed(lambda: fn(array_points, array_centres))
+            times.append(seconds)
+        check.answer_seconds = min(times)
 
-    thread = threading.Thread(target=run, name="exercise-08b.2", daemon=True)
-    thread.start()
-    thread.join(time_limit)
-    if thread.is_alive():
-        raise TimeoutError(f"the assignment step had not returned after {time_limit:g} s")
+    check.error = learner_code.run_with_time_limit(run, time_limit, name="exercise-08b.2",
+                                                   what="the assignment step")
     return check

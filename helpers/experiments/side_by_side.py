@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from helpers.experiments import learner_code
+
 #: Each configuration's sleep, in seconds: different enough to tell apart on a busy machine.
 CONFIGURATION_SECONDS = {"none": 0.0, "short": 0.005, "long": 0.02}
 
@@ -75,15 +77,12 @@ def check_side_by_side(fn: Callable[[dict[str, Callable[[], None]], int], Any],
     configurations = {name: configuration(name) for name in CONFIGURATION_SECONDS}
 
     def target() -> None:
-        try:
-            run.returned = fn(configurations, repeats)
-        except Exception as error:  # the learner's bug is the normal case: keep it
-            run.error = error
+        run.returned = fn(configurations, repeats)
 
-    thread = threading.Thread(target=target, name="exercise-10.3", daemon=True)
-    thread.start()
-    thread.join(time_limit)
-    if thread.is_alive():
-        stopped.set()
-        raise TimeoutError(f"the timing loop had not returned after {time_limit:g} s")
+    try:
+        run.error = learner_code.run_with_time_limit(target, time_limit, name="exercise-10.3",
+                                                     what="the timing loop")
+    except TimeoutError:
+        stopped.set()  # its next call raises, so a loop that keeps calling ends
+        raise
     return run

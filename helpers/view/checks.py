@@ -934,6 +934,13 @@ def _spread_of(name: str, value: Any) -> tuple[float, float, float]:
     return median, fastest, slowest
 
 
+def _still_running(time_limit: float) -> str:
+    """The hint for learner code that had not returned within the checker's time limit."""
+    return (f"It had not returned after {time_limit:g} s: does a loop never end? (It may "
+            "still be running in the background: restart the kernel, Kernel → Restart, "
+            "before you try again.)")
+
+
 @checker
 def side_by_side(answer: Any, time_limit: float = 10.0) -> str:
     """Exercise 10.3: the learner's ``side_by_side(configurations, repeats)``: every
@@ -946,9 +953,7 @@ def side_by_side(answer: Any, time_limit: float = 10.0) -> str:
     try:
         run = harness.check_side_by_side(answer, time_limit=time_limit)
     except TimeoutError:
-        raise NotYet(f"It had not returned after {time_limit:g} s: does a loop never end? "
-                     "(It may still be running in the background: restart the kernel, Kernel → "
-                     "Restart, before you try again.)") from None
+        raise NotYet(_still_running(time_limit)) from None
     if not run.calls:
         raise NotYet("It never called a configuration: in each round, call "
                      "`configurations[name]()` for every name, and time each call."
@@ -1167,9 +1172,7 @@ def vectorised_assignment(answer: Any, time_limit: float = 20.0) -> str:
     try:
         run = serial_first.check_assignment(answer, time_limit=time_limit)
     except TimeoutError:
-        raise NotYet(f"It had not returned after {time_limit:g} s: does a loop never end? "
-                     "(It may still be running in the background: restart the kernel, Kernel → "
-                     "Restart, before you try again.)") from None
+        raise NotYet(_still_running(time_limit)) from None
     if run.error is not None:
         raise NotYet(f"Your function raised {type(run.error).__name__}: {run.error}")
     try:
