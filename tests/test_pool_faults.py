@@ -16,6 +16,7 @@ import os
 import pickle
 import random
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -80,7 +81,8 @@ def test_joblib_with_max_pending_finishes():
 
 def _pool_workers() -> set[int]:
     """Live descendants with no children of their own: workers, not the processes they are
-    forked from (a fork server), nor multiprocessing's resource tracker."""
+    forked from (multiprocessing's forkserver), nor its resource tracker. A WorkerPool's
+    own fork server has no children until its first replacement: callers leave it out."""
     workers = set()
     for process in psutil.Process().children(recursive=True):
         try:
@@ -96,12 +98,15 @@ def _pool_workers() -> set[int]:
 def test_a_dropped_pool_stops_its_workers(ctx):
     """Re-running ``pool = WorkerPool(2)`` five times leaves two workers, not ten."""
     before = _pool_workers()
-    pool = None
+    pool, fork_servers = None, set()
     for _ in range(5):
         pool = WorkerPool(2, mp_context=ctx)
+        if pool._starter.fork_server is not None:
+            fork_servers.add(pool._starter.fork_server.process.pid)
         get(pool.submit(abs, -1))
     gc.collect()
-    wait_until(lambda: len(_pool_workers() - before) <= 2, "dropped pools kept their workers")
+    wait_until(lambda: len(_pool_workers() - before - fork_servers) <= 2,
+               "dropped pools kept their workers")
     assert set(pool.worker_pids()) <= _pool_workers()
     pool.shutdown()
 
@@ -474,3 +479,90 @@ def test_stress_every_task_ends_resolved(ctx, seed):
         assert pool.state is State.CLOSED
     finally:
         pool.terminate()
+
+
+# --- the direct path: a lone task on an idle pool skips the sender thread ---
+
+
+def _record_writers(pool):
+    """Wrap the pool's one write function: which thread wrote each batch, and its size."""
+    writers = []
+    write = pool._sender.write_booked
+
+    def recording(worker, payload):
+        writers.append((threading.current_thread().name, len(worker.batches[-1].tasks)))
+        write(worker, payload)
+
+    pool._sender.write_booked = recording
+    return writers
+
+
+def test_a_lone_task_on_an_idle_pool_is_written_by_the_submitting_thread(ctx):
+    with WorkerPool(2, mp_context=ctx) as pool:
+        writers = _record_writers(pool)
+        for i in range(5):
+            assert get(pool.submit(abs, -i)) == i
+        assert writers == [(threading.current_thread().name, 1)] * 5
+        writers.clear()
+        assert [get(f) for f in [pool.submit(abs, -i) for i in range(2000)]] == list(range(2000))
+        names = {name for name, _ in writers}
+        assert "WorkerPool-sender" in names, "queued tasks must still go through the sender"
+        assert sum(size for _, size in writers) == 2000
+
+
+def test_direct_and_sender_writes_keep_every_batch_in_order(ctx):
+    """Regression guard for the write lock: submits from many threads, some finding an
+    idle worker and some not, with small and large arguments, never reorder or
+    interleave two batches on one pipe (the receiver would break the pool)."""
+    big = b"y" * (256 * 1024)  # over PREFETCH_MAX_BYTES: always through the sender
+    errors = []
+
+    def client(seed):
+        rng = random.Random(seed)
+        try:
+            for _ in range(150):
+                payload = big if rng.random() < 0.1 else b"z" * rng.randrange(100)
+                assert get(pool.submit(faults.sleep_then_return, rng.random() / 2000, payload)
+                           ) == payload
+                if rng.random() < 0.3:
+                    futures = [pool.submit(abs, -j) for j in range(rng.randrange(1, 40))]
+                    assert [get(f) for f in futures] == list(range(len(futures)))
+        except BaseException as error:  # reported by the main thread below
+            errors.append(error)
+
+    with WorkerPool(2, mp_context=ctx) as pool:
+        threads = [threading.Thread(target=client, args=(seed,)) for seed in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(RESULT_TIMEOUT)
+        assert not any(thread.is_alive() for thread in threads), "a client hung"
+        assert not errors, errors[0]
+        assert pool.state is State.RUNNING
+
+
+def test_a_worker_process_does_not_import_the_pool_s_parent_side():
+    """Under spawn and forkserver a worker imports helpers.pool.worker_process (and so
+    helpers/pool/__init__.py) before its first task: it must not pull in the pool, its
+    threads and concurrent.futures, which only the parent uses."""
+    code = ("import sys, helpers.pool.worker_process; "
+            "print(sorted(m for m in sys.modules if m.startswith(('helpers.pool.', "
+            "'concurrent.futures'))))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, timeout=60).stdout.strip()
+    assert loaded == "['helpers.pool.messages', 'helpers.pool.worker_process']", loaded
+
+
+@pytest.mark.skipif("fork" not in METHODS, reason="the platform has no fork")
+def test_under_fork_the_first_workers_are_forked_by_the_pool_itself():
+    """Before it has threads, the pool forks its first workers itself (faster to a first
+    result than asking the fork server); replacements come from the server."""
+    with WorkerPool(2, mp_context=multiprocessing.get_context("fork")) as pool:
+        first = pool.worker_pids()
+        assert {psutil.Process(pid).ppid() for pid in first} == {os.getpid()}
+        with pytest.raises(WorkerCrashed):
+            get(pool.submit(faults.exit_abruptly, 1))
+        wait_until(lambda: len(set(pool.worker_pids()) - set(first)) == 1,
+                   "no replacement started")
+        (replacement,) = set(pool.worker_pids()) - set(first)
+        assert psutil.Process(replacement).ppid() == pool._starter.fork_server.process.pid

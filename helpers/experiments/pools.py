@@ -109,7 +109,9 @@ def fault_demo(pool: str, fault: str, start_method: str | None = None) -> dict[s
     under_test = PoolUnderTest(pool, method, task_timeout=timeout)
     try:
         under_test.warm_up()
-        workers = sorted(_children() - before)
+        # WorkerPool names its workers; for the others, new descendants without children.
+        workers = (sorted(under_test.pool.worker_pids()) if pool == "WorkerPool"
+                   else sorted(_children() - before))
         handles = _inject(under_test, fault, workers)
         patience = 1.0 if fault == "task overruns" else 3.0  # how long the caller waits
         outcomes = Counter(_outcome(handle, patience) for handle in handles)
@@ -168,8 +170,9 @@ class _Unpicklable:
 def _children() -> set[int]:
     """This process's pool workers: its descendants that have no children of their own.
 
-    That leaves out the processes workers are forked from (multiprocessing's forkserver,
-    WorkerPool's fork server under fork), and the resource tracker is not a worker either.
+    That leaves out the process workers are forked from under forkserver (multiprocessing's
+    fork server), and the resource tracker is not a worker either. (WorkerPool's own fork
+    server has no children until a replacement starts: ask WorkerPool for its workers.)
     """
     workers = set()
     for child in psutil.Process().children(recursive=True):

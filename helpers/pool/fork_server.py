@@ -1,25 +1,30 @@
-"""Under the fork start method, workers are forked from a single-threaded fork server.
+"""Under the fork start method, replacement workers are forked from a single-threaded
+fork server.
 
 A replacement worker has to be started while the pool runs, from one of the pool's
 helper threads. ``fork()`` from a process with several threads copies only the
 calling thread, and any lock another thread held at that moment stays locked for
 ever in the child (CPython warns: "This process is multi-threaded, use of fork()
 may lead to deadlocks in the child", and refuses ``max_tasks_per_child`` with fork
-for this reason). So, under fork, the pool forks *one* process when it is created,
-before its own threads start, and every worker, first or replacement, is forked
-from that process, which never starts a thread::
+for this reason). So, under fork, the pool forks *one* extra process when it is
+created, before its own threads start, and every replacement is forked from that
+process, which never starts a thread::
 
     the pool (many threads) ──fork, once──► fork server (one thread)
          │  "start slot 3"   ─────────────────►  │ fork (a Process of its own)
-         │  ◄──────── pid, and the parent end ◄── │──────────► worker
-         │       of the worker's pipe (SCM_RIGHTS)              (own pipe to the pool)
+         │  ◄── pid, the parent end of the ◄──── │──────────► worker
+         │   worker's pipe and a pidfd (SCM_RIGHTS)             (own pipe to the pool)
          │  "wait for pid"   ─────────────────►  │ process.join()
          │  ◄──────────────────────── exit code ◄─┘
 
-Every worker is a copy of the pool's process as it was when the pool was created,
-so a function defined in a notebook works in a replacement exactly as in the
-first workers. Cost: one extra fork per pool, and a request round trip per worker
-(measured by the pool benchmark's first-result figure). Unix only, like fork itself.
+The pool's *first* workers are forked by the pool itself, from the thread that creates
+it, right after the server and before the pool's own threads start, as
+``multiprocessing.Pool`` and ``ProcessPoolExecutor`` fork theirs: a fork of a process as
+big as the pool's costs a few milliseconds, and the server's forks would come one after
+another, after its own. Either way, every worker is a copy of the pool's process as it
+was when the pool was created, so a function defined in a notebook works in a
+replacement exactly as in the first workers. Cost: one extra fork per pool (the pool
+benchmark's first-result figure measures it). Unix only, like fork itself.
 
 Standard library only.
 """
@@ -55,15 +60,15 @@ class ForkServer:
     def start_worker(self, slot: int) -> tuple[ForkedWorker, multiprocessing.connection.Connection]:
         """Fork a worker for ``slot``; return its handle and the parent's end of its pipe.
 
-        The handle carries a pidfd where the platform has one, opened before the next
-        request (the server reaps dead workers only while it serves one), so it cannot
-        refer to another process that reused the pid.
+        The handle carries a pidfd where the platform has one, opened by the server
+        straight after the fork, before it could reap the worker, so it always names
+        this worker, never another process that reused its pid.
         """
         with self._lock:
             self._conn.send_bytes(pickle.dumps(("start", slot)))
-            pid = _reply(self._conn)
+            pid, has_pidfd = _reply(self._conn)
             fd = reduction.recv_handle(self._conn)
-            pidfd = open_pidfd(pid)
+            pidfd = reduction.recv_handle(self._conn) if has_pidfd else None
         return ForkedWorker(pid, self, pidfd), multiprocessing.connection.Connection(fd)
 
     def wait(self, pid: int, timeout: float) -> int | None:
@@ -163,9 +168,13 @@ def serve(conn, board: ProgressBoard, worker_args: tuple[Any, ...]) -> None:
             if request[0] == "start":
                 process, parent_end = _start_worker(fork, board, request[1], worker_args)
                 workers[process.pid] = process
-                conn.send_bytes(pickle.dumps(process.pid))
+                pidfd = open_pidfd(process.pid)  # not reaped yet: it names this worker
+                conn.send_bytes(pickle.dumps((process.pid, pidfd is not None)))
                 reduction.send_handle(conn, parent_end.fileno(), 0)
                 parent_end.close()
+                if pidfd is not None:
+                    reduction.send_handle(conn, pidfd, 0)
+                    os.close(pidfd)
             else:  # "wait"
                 _, pid, timeout = request
                 process = workers[pid]

@@ -130,6 +130,9 @@ class Worker:
         self.process = process  # multiprocessing.Process, or fork_server.ForkedWorker
         self.pid: int = process.pid
         self.conn = conn
+        # Held by whoever writes to ``conn`` or closes it: the sender, or a submit() that
+        # found this worker idle (threads.Sender says when each may).
+        self.write_lock = threading.Lock()
         # What the receiver waits on to see the process end (besides its pipe): a pidfd
         # where the platform has one (this object owns it), else the process's sentinel
         # (None for a fork-server worker without a pidfd: its pipe's end-of-file only).
@@ -172,7 +175,7 @@ class Ledger:
         self.workers: list[Worker] = []
         self.starting = 0  # replacements being started outside the lock
         self.to_stop: list[Worker] = []  # the sender sends each a Stop
-        self.to_close: list[Any] = []  # connections the sender closes (it alone writes)
+        self.to_close: list[Worker] = []  # workers gone: the sender closes their pipes
         self.estimates: dict[Any, float] = {}  # key -> moving average seconds per task
         self.room_waiters: list[Callable[[], None]] = []  # submit_async calls waiting
         self.wake_receiver: Callable[[], None] = lambda: None  # set by the pool
@@ -212,9 +215,15 @@ class Ledger:
         return self.max_pending is not None and self.unfinished >= self.max_pending
 
     def add(self, task: Task) -> None:
+        """Queue a task for the sender."""
+        self.count_in(task)
         self.pending.append(task)
-        self.unfinished += task.weight
         self.work_or_room.notify()
+
+    def count_in(self, task: Task) -> None:
+        """Put a task on the books (``add`` queues it too; a direct send books it to a
+        worker instead)."""
+        self.unfinished += task.weight
 
     def settle(self, task: Task, outcome: str) -> bool:
         """Count ``task`` out of the books; False if it already was (someone else won)."""

@@ -7,7 +7,8 @@ pools and survives the faults they do not. Data flow::
                                              │
           Sender thread (threads.py): takes a *batch* of pending tasks, pickles it
           (a task that will not pickle fails alone), writes it to the pipe of a
-          worker with room. The only writer to, and closer of, workers' pipes.
+          worker with room. (A lone task that finds a worker idle and nothing
+          queued skips this hop: submit() writes it to that worker's pipe itself.)
                                              │
         ┌───────────────┬────────────────────┴───────┐
         ▼ pipe          ▼ pipe                        ▼ pipe
@@ -39,7 +40,10 @@ sentinel), so a worker whose pipe a grandchild holds open is still seen to die.
 Why it is fast: every worker has its own pipe, and tiny tasks travel in batches
 sized from measured task times (a few milliseconds of work per batch), so the
 per-task cost is one Future, a pickle and a list entry. ``map`` sends whole
-chunks as single tasks and never makes a Future per item.
+chunks as single tasks and never makes a Future per item. A single task on an idle
+pool passes through one helper thread, the receiver, which sets its future: submit()
+writes it to the idle worker's pipe itself. (ProcessPoolExecutor's passes its manager
+thread twice, and its call queue's feeder thread.)
 
 What a crash costs: each worker has its own pipe and writes which task it is
 running on the progress board, so when a worker dies (segfault, ``os._exit``,
@@ -55,8 +59,8 @@ SIGKILL, memory limit) the parent knows exactly what it held:
 * a replacement worker starts. Nothing else breaks; every submitted task ends
   resolved.
 
-Under fork, workers are forked from a single-threaded fork server (fork_server.py),
-never from the pool's threads. Backpressure: with ``max_pending=N``, ``submit``
+Under fork, replacement workers are forked from a single-threaded fork server
+(fork_server.py), never from the pool's threads. Backpressure: with ``max_pending=N``, ``submit``
 blocks while N tasks are unfinished (except in a done-callback, which runs on the
 pool's own thread and must never block it). In asyncio code ``await
 pool.submit_async(fn, *args)`` waits for room without blocking the loop.
@@ -110,6 +114,7 @@ from helpers.pool.threads import (
     Wakeup,
     cancel_pending,
     estimate_key,
+    pickle_calls,
     stop_everything,
 )
 
@@ -204,7 +209,7 @@ class WorkerPool(Executor):
         self._receiver = Receiver(pool_ref, ledger, options, self._wakeup, self._board,
                                   self._sender, self._starter.start, self._starter.close)
         try:
-            ledger.workers.extend(self._starter.start(slot) for slot in range(max_workers))
+            ledger.workers.extend(self._starter.start_all(list(range(max_workers))))
             self._sender.start()
             self._receiver.start()
         except BaseException as error:
@@ -222,12 +227,28 @@ class WorkerPool(Executor):
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         """Schedule ``fn(*args, **kwargs)``; return its Future. Blocks while the pool is full
         (``max_pending``), except on the pool's own threads (done-callbacks)."""
-        ledger = self._ledger
+        ledger, sender = self._ledger, self._sender
         with ledger.lock:
-            if ledger.max_pending is not None and not self._on_pool_thread():
-                while ledger.full() and ledger.accepting():
-                    ledger.space.wait()
-            return self._submit_locked(fn, args, kwargs, estimate_key(fn), 1)
+            self._wait_for_room()
+            if sender.idle_worker() is None:
+                return self._submit_locked(fn, args, kwargs, estimate_key(fn), 1)
+        # A worker is idle and nothing is queued: send the task to it from this thread,
+        # one thread hop fewer than through the sender (unless that changed meanwhile).
+        try:
+            payload = pickle_calls([(fn, args, kwargs)])
+        except Exception:
+            payload = None  # it will not pickle: the sender's path says why, in its future
+        with ledger.lock:
+            self._wait_for_room()
+            if payload is None:
+                return self._submit_locked(fn, args, kwargs, estimate_key(fn), 1)
+            future = self._new_future(fn, args, kwargs, estimate_key(fn), 1)
+            worker = sender.book_directly(future.task, len(payload))
+            if worker is None:
+                self._ledger.add(future.task)
+                return future
+        sender.write_booked(worker, payload)
+        return future
 
     async def submit_async(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """``await`` a task's result from asyncio code, without ever blocking the event loop.
@@ -397,16 +418,30 @@ class WorkerPool(Executor):
             raise RuntimeError("cannot schedule new futures after interpreter shutdown")
         raise RuntimeError("cannot schedule new futures after shutdown")
 
+    def _wait_for_room(self) -> None:
+        """Under the lock: with ``max_pending``, wait while the pool is full (never on the
+        pool's own threads: a done-callback must not block them)."""
+        ledger = self._ledger
+        if ledger.max_pending is not None and not self._on_pool_thread():
+            while ledger.full() and ledger.accepting():
+                ledger.space.wait()
+
     def _submit_locked(self, fn: Callable[..., Any], args: tuple, kwargs: dict, key: Any,
                        weight: int) -> Future:
         """Queue a task without waiting for room (``map`` bounds itself)."""
-        ledger = self._ledger
-        if not ledger.accepting() or _interpreter_exiting:
+        future = self._new_future(fn, args, kwargs, key, weight)
+        self._ledger.add(future.task)
+        return future
+
+    def _new_future(self, fn: Callable[..., Any], args: tuple, kwargs: dict, key: Any,
+                    weight: int) -> TaskFuture:
+        """Under the lock: a future and its task, not on the books yet (refused once the
+        pool stops accepting tasks)."""
+        if not self._ledger.accepting() or _interpreter_exiting:
             self._refuse()
         future = TaskFuture(self._cancel_hook)
         future.task = Task(next(self._ids), future, fn, args, kwargs, key, weight,
                            time.perf_counter())
-        ledger.add(future.task)
         return future
 
     def _stop_now(self, error: BaseException, how: str) -> None:
@@ -454,10 +489,20 @@ class _WorkerStarter:
 
             self.fork_server = ForkServer(context, board, worker_args)
 
+    def start_all(self, slots: list[int]) -> list[Worker]:
+        """The pool's first workers, started here (under fork too: the pool has no
+        threads of its own yet, see fork_server.py)."""
+        return [self.start_here(slot) for slot in slots]
+
     def start(self, slot: int) -> Worker:
-        if self.fork_server is not None:
-            process, conn = self.fork_server.start_worker(slot)
-            return Worker(slot, process, conn, process.pidfd)
+        """A replacement worker for ``slot``: from the fork server under fork."""
+        if self.fork_server is None:
+            return self.start_here(slot)
+        process, conn = self.fork_server.start_worker(slot)
+        return Worker(slot, process, conn, process.pidfd)
+
+    def start_here(self, slot: int) -> Worker:
+        """A worker started by this process, with ``mp_context``."""
         parent_end, child_end = self.context.Pipe(duplex=True)
         self.board.reset(slot)
         process = self.context.Process(

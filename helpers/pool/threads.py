@@ -2,8 +2,13 @@
 
 ``Sender``    takes pending tasks in batches, pickles them (outside the lock: a task
               that will not pickle fails alone), hands each batch to a worker with
-              room, and is the **only** thread that writes to a worker's pipe or
-              closes it.
+              room, and closes the pipes of workers that have gone. One shortcut
+              past it: a ``submit()`` that finds an idle worker and nothing queued
+              books its task to that worker and writes it there itself
+              (``Sender.book_directly``), one thread hop fewer for a lone task.
+              Whoever writes to a worker's pipe, or closes it, holds that worker's
+              ``write_lock``, taken under the ledger's lock when the batch is booked,
+              so batches reach a worker in the order they were numbered.
 ``Receiver``  waits on every worker's pipe and process; it alone reads the pipes,
               starts, kills and joins worker processes, settles finished tasks,
               and moves the pool from state to state.
@@ -261,21 +266,24 @@ class Sender(threading.Thread):
                         return
                     ledger.work_or_room.wait()
             for worker in to_stop:
-                send_quietly(worker.conn, pickle.dumps(Stop()))
-            for conn in to_close:
-                conn.close()
+                with worker.write_lock:
+                    send_quietly(worker.conn, pickle.dumps(Stop()))
+            for worker in to_close:
+                with worker.write_lock:
+                    worker.conn.close()
             if tasks:
                 self.send(tasks)
 
     def close_everything(self) -> None:
         with self.ledger.lock:
-            conns = [*self.ledger.to_close, *(w.conn for w in self.ledger.workers)]
+            workers = [*self.ledger.to_close, *self.ledger.workers]
             self.ledger.to_close = []
-        for conn in conns:
-            try:
-                conn.close()
-            except OSError:
-                pass
+        for worker in workers:
+            with worker.write_lock:
+                try:
+                    worker.conn.close()
+                except OSError:
+                    pass
 
     # --- choosing what to send ---
 
@@ -373,23 +381,69 @@ class Sender(threading.Thread):
                     ledger.work_or_room.wait()
                     sendable = [t for t in sendable if not t.settled]
             if worker is not None and sendable:
-                worker.last_seq += 1
-                worker.batches.append(SentBatch(worker.last_seq, sendable))
-                worker.sent += len(sendable)
+                book(worker, sendable)
             failed = [] if worker is not None else [
                 t for t in sendable if ledger.settle(t, "failed")]
             error = ledger.error
             ledger.in_hand = []
+        if worker is not None and sendable:  # written first: done-callbacks may wait on it
+            if len(sendable) < len(tasks):
+                payload, _ = pickle_batch(sendable)
+            self.write_booked(worker, payload)
         for task, problem in unpicklable:
             finish(task, False, problem)
         for task in failed:
             finish(task, False, error or BrokenProcessPool("the pool stopped"))
-        if worker is not None and sendable:
-            if len(sendable) < len(tasks):
-                payload, _ = pickle_batch(sendable)
+
+    def write_booked(self, worker: Worker, payload: bytes) -> None:
+        """Write a booked batch to its worker, whose write lock the caller holds; release it."""
+        try:
             send_quietly(worker.conn, payload)
-            if self.options.task_timeout is not None:
-                self.wakeup.wake()  # a task to watch
+        finally:
+            worker.write_lock.release()
+        if self.options.task_timeout is not None:
+            self.wakeup.wake()  # a task to watch
+
+    # --- the direct path (called by submit(), on the submitting thread) ---
+
+    def idle_worker(self) -> Worker | None:
+        """Under the lock: a worker waiting for work when nothing is queued or in hand
+        (a lone task may then go to it directly), or None."""
+        ledger = self.ledger
+        if ledger.pending or ledger.in_hand or ledger.state is not State.RUNNING:
+            return None
+        for worker in ledger.workers:
+            if (not worker.batches and not worker.kill_reason and not worker.retiring
+                    and not worker.stop_sent and self.has_quota(worker)):
+                return worker
+        return None
+
+    def book_directly(self, task: Task, payload_bytes: int) -> Worker | None:
+        """Under the lock: book a new task (pickled by the caller) to an idle worker and
+        return it with its write lock held, for ``write_booked``; or None, when the
+        queue or the workers changed meanwhile (the caller queues the task instead)."""
+        worker = self.idle_worker()
+        if worker is None or payload_bytes > PREFETCH_MAX_BYTES:
+            return None
+        task.future.set_running_or_notify_cancel()  # new: nobody could cancel it yet
+        task.dispatched = True
+        self.ledger.count_in(task)
+        book(worker, [task])
+        return worker
+
+
+def book(worker: Worker, tasks: list[Task]) -> None:
+    """Under the lock: number a batch for ``worker``, count it as held by it, and take the
+    worker's write lock (the caller writes the batch and releases it), so that batches
+    are written in the order they were numbered.
+
+    Waiting for that lock under the ledger's lock cannot deadlock: its holder is writing
+    one batch, to a worker that reads it, and needs the ledger's lock for nothing.
+    """
+    worker.last_seq += 1
+    worker.batches.append(SentBatch(worker.last_seq, tasks))
+    worker.sent += len(tasks)
+    worker.write_lock.acquire()
 
 
 def pickle_batch(tasks: list[Task]) -> tuple[bytes, list[tuple[Task, BaseException]]]:
@@ -411,8 +465,12 @@ def pickle_batch(tasks: list[Task]) -> tuple[bytes, list[tuple[Task, BaseExcepti
 
 
 def _dumps(tasks: list[Task]) -> bytes:
-    return pickle.dumps(Batch([(t.fn, t.args, t.kwargs) for t in tasks]),
-                        pickle.HIGHEST_PROTOCOL)
+    return pickle_calls([(t.fn, t.args, t.kwargs) for t in tasks])
+
+
+def pickle_calls(calls: list[tuple[Callable[..., Any], tuple, dict]]) -> bytes:
+    """The message a worker receives: a Batch of (function, args, kwargs)."""
+    return pickle.dumps(Batch(calls), pickle.HIGHEST_PROTOCOL)
 
 
 def send_quietly(conn, data: bytes) -> None:
@@ -453,7 +511,7 @@ class Receiver(threading.Thread):
         finally:
             self.close_starter()
             with self.ledger.lock:
-                self.ledger.to_close.extend(w.conn for w in self.ledger.workers)
+                self.ledger.to_close.extend(self.ledger.workers)
                 for worker in self.ledger.workers:
                     worker.close_watch()
                 self.ledger.workers.clear()
@@ -667,7 +725,7 @@ class Receiver(threading.Thread):
             if worker not in ledger.workers:
                 return
             ledger.workers.remove(worker)
-            ledger.to_close.append(worker.conn)
+            ledger.to_close.append(worker)
             worker.close_watch()
             held, worker.batches = list(worker.batches), deque()
             failed: list[tuple[Task, BaseException]] = []
