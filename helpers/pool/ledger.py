@@ -164,6 +164,7 @@ class Ledger:
     def __init__(self, max_workers: int, max_pending: int | None) -> None:
         self.lock = threading.Lock()
         self.work_or_room = threading.Condition(self.lock)  # the sender waits here
+        self.sender_needs_work = True  # it waits with nothing queued: add() must wake it
         self.space = threading.Condition(self.lock)  # blocked submit() calls wait here
         self.max_workers = max_workers
         self.max_pending = max_pending
@@ -218,7 +219,8 @@ class Ledger:
         """Queue a task for the sender."""
         self.count_in(task)
         self.pending.append(task)
-        self.work_or_room.notify()
+        if self.sender_needs_work:
+            self.work_or_room.notify()
 
     def count_in(self, task: Task) -> None:
         """Put a task on the books (``add`` queues it too; a direct send books it to a
@@ -230,15 +232,37 @@ class Ledger:
         if task.settled:
             return False
         task.settled = True
-        self.unfinished -= task.weight
         self.counts[outcome] += 1
+        self._counted_out(task.weight)
+        return True
+
+    def settle_batch(self, tasks: list[Task], failed: dict[int, Any]) -> list[bool]:
+        """``settle`` for a batch whose results came back (``failed``: the indexes of the
+        tasks that raised), waking the waiting threads once, not once per task."""
+        settled, weight, errors = [], 0, 0
+        for index, task in enumerate(tasks):
+            if task.settled:
+                settled.append(False)  # cancelled while it ran: someone else counted it out
+                continue
+            task.settled = True
+            settled.append(True)
+            weight += task.weight
+            errors += index in failed
+        self.counts["failed"] += errors
+        self.counts["completed"] += sum(settled) - errors
+        if weight:
+            self._counted_out(weight)
+        return settled
+
+    def _counted_out(self, weight: int) -> None:
+        """Tasks of ``weight`` have left the books: wake whoever waits for that."""
+        self.unfinished -= weight
         if self.max_pending is not None:
-            self.space.notify(task.weight)
+            self.space.notify(weight)
             self._wake_room_waiters()
         self.work_or_room.notify()  # the sender may be waiting to quit
         if self.state is not State.RUNNING:
             self.wake_receiver()  # this may have been the last task it waits for
-        return True
 
     def add_room_waiter(self, wake: Callable[[], None]) -> None:
         self.room_waiters.append(wake)

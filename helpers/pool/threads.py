@@ -264,6 +264,10 @@ class Sender(threading.Thread):
                         break
                     if self.receiver_done:
                         return
+                    # With tasks queued, it waits for a worker with room: a submit()
+                    # need not wake it (at thousands of submits a second, that is a
+                    # wasted thread switch each).
+                    ledger.sender_needs_work = not ledger.pending
                     ledger.work_or_room.wait()
             for worker in to_stop:
                 with worker.write_lock:
@@ -649,8 +653,7 @@ class Receiver(threading.Thread):
             worker.retiring = worker.retiring or message.retiring
             tasks = batch.tasks
             errors = message.errors
-            outcomes = [ledger.settle(task, "failed" if i in errors else "completed")
-                        for i, task in enumerate(tasks)]
+            outcomes = ledger.settle_batch(tasks, errors)
             self.record_trace(worker.pid, tasks, message)
             ledger.record_run(tasks[0].key, (message.finished[-1] - message.started[0])
                               / len(tasks))
