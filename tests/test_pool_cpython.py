@@ -104,12 +104,10 @@ EXCLUDED = {
 
 # "CPython class.test" (all start methods) or "CPython class.test[method]" -> what
 # WorkerPool gets wrong. Strict xfails: remove an entry when its fix lands.
-KNOWN_FAILURES: dict[str, str] = {
-    "ProcessPoolShutdownTest.test_cancel_futures":
-        "shutdown(cancel_futures=True) cancels on the caller's thread at once, so all 50 "
-        "tasks just submitted are cancelled, idle workers or not; CPython's manager thread "
-        "hands some to the workers first, and the test wants at least one to finish",
-}
+# (ProcessPoolShutdownTest.test_cancel_futures was one until a submit that finds an idle
+# worker began to send its task at once: shutdown(cancel_futures=True) now leaves those
+# running, as CPython's manager thread does.)
+KNOWN_FAILURES: dict[str, str] = {}
 
 # Failures that come and go: a non-strict xfail (a pass does not fail the run) and a short
 # timeout (they hang). Move an entry to KNOWN_FAILURES when it fails every time, or delete
