@@ -227,11 +227,11 @@ class WorkerPool(Executor):
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         """Schedule ``fn(*args, **kwargs)``; return its Future. Blocks while the pool is full
         (``max_pending``), except on the pool's own threads (done-callbacks)."""
-        ledger, sender = self._ledger, self._sender
+        ledger, sender, key = self._ledger, self._sender, estimate_key(fn)
         with ledger.lock:
             self._wait_for_room()
             if sender.idle_worker() is None:
-                return self._submit_locked(fn, args, kwargs, estimate_key(fn), 1)
+                return self._submit_locked(fn, args, kwargs, key, 1)
         # A worker is idle and nothing is queued: send the task to it from this thread,
         # one thread hop fewer than through the sender (unless that changed meanwhile).
         try:
@@ -241,11 +241,11 @@ class WorkerPool(Executor):
         with ledger.lock:
             self._wait_for_room()
             if payload is None:
-                return self._submit_locked(fn, args, kwargs, estimate_key(fn), 1)
-            future = self._new_future(fn, args, kwargs, estimate_key(fn), 1)
+                return self._submit_locked(fn, args, kwargs, key, 1)
+            future = self._new_future(fn, args, kwargs, key, 1)
             worker = sender.book_directly(future.task, len(payload))
             if worker is None:
-                self._ledger.add(future.task)
+                ledger.add(future.task)
                 return future
         sender.write_booked(worker, payload)
         return future
