@@ -2,7 +2,7 @@
 the extensions beyond the standard library, and a stress test that mixes them all.
 
 Every test runs under fork, forkserver and spawn (where the platform has them). None
-asserts a time: where order matters, the test waits for an event with a generous
+asserts that something is fast: where order matters, the test waits for an event with a generous
 deadline, or compares which of two things finished first.
 """
 
@@ -10,6 +10,7 @@ import asyncio
 import concurrent.futures
 import faulthandler
 import gc
+import io
 import itertools
 import multiprocessing
 import os
@@ -30,7 +31,7 @@ import pytest
 from conftest import RESULT_TIMEOUT, get, wait_until
 
 from helpers.core import workloads
-from helpers.pool import PoolTerminated, TaskTimeout, WorkerCrashed, WorkerPool
+from helpers.pool import PoolTerminated, TaskTimeout, WorkerCrashed, WorkerPool, threads
 from helpers.pool.ledger import State
 from helpers.tasks import faults
 
@@ -352,6 +353,42 @@ def test_max_memory_per_child_retires_a_worker_that_grew(ctx):
         assert get(pool.submit(faults.worker_pid)) != first
         assert pool.stats().workers_retired == 1
     del ballast
+
+
+class _FlushHangsInAForkedChild(io.StringIO):
+    """A ``sys.stdout`` whose flush never returns in a forked child: what happens when
+    another thread of the parent held the stream's lock at the moment of the fork (in
+    the child that lock stays held for ever, so a worker hangs in its last flush, on its
+    way out). Hanging here, rather than holding a real lock, keeps the test exact:
+    multiprocessing flushes in the parent just before it forks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parent_pid = os.getpid()
+
+    def flush(self) -> None:
+        if os.getpid() != self.parent_pid:
+            threading.Event().wait()  # the lock nobody in this process will release
+        super().flush()
+
+
+@pytest.mark.skipif("fork" not in METHODS, reason="the fork start method is Unix-only")
+@pytest.mark.parametrize("limit", [{"max_tasks_per_child": 1},
+                                   {"max_memory_per_child": 50 * 2**20}])
+def test_a_retired_worker_that_hangs_on_its_way_out_is_killed_and_replaced(monkeypatch, limit):
+    """Found in CI: a forked worker retired by max_memory_per_child hung in the flush
+    multiprocessing does at exit, and the pool waited for ever for it to go."""
+    monkeypatch.setattr(sys, "stdout", _FlushHangsInAForkedChild())
+    with WorkerPool(1, mp_context=multiprocessing.get_context("fork"), **limit) as pool:
+        first = get(pool.submit(faults.hold_memory, 60))
+        began = time.monotonic()
+        wait_until(lambda: pool.worker_pids() and pool.worker_pids()[0] != first,
+                   "the retired worker, hung on its way out, was not replaced")
+        waited = time.monotonic() - began
+        assert get(pool.submit(faults.worker_pid)) not in (first, None)
+        stats = pool.stats()
+        assert (stats.workers_retired, stats.workers_replaced) == (1, 0)
+    assert waited >= threads.STOP_GRACE_SECONDS * 0.9, "it was killed before its grace ran out"
 
 
 @pytest.mark.parametrize("stop", ["terminate_workers", "kill_workers"])

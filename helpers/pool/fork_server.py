@@ -26,6 +26,10 @@ was when the pool was created, so a function defined in a notebook works in a
 replacement exactly as in the first workers. Cost: one extra fork per pool (the pool
 benchmark's first-result figure measures it). Unix only, like fork itself.
 
+The server prints nothing, so it sets its standard streams aside: a copy of a stream
+another thread was writing to at the fork has a lock no thread of the server will ever
+release, and multiprocessing flushes the streams before each fork (``serve`` explains).
+
 Standard library only.
 """
 
@@ -36,6 +40,7 @@ import multiprocessing.connection
 import os
 import pickle
 import signal
+import sys
 import threading
 from multiprocessing import reduction
 from typing import Any
@@ -147,6 +152,13 @@ class ForkedWorker:
 def serve(conn, board: ProgressBoard, worker_args: tuple[Any, ...]) -> None:
     """The fork server's loop: one thread, requests from the pool, until stop or orphaned."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the kernel
+    # This process prints nothing. The streams it was forked with may hold a lock that
+    # another thread of the pool's process held at that moment, and that stays held here
+    # for ever; multiprocessing flushes sys.stdout and sys.stderr before every fork and at
+    # exit, and would wait on it. So the server sets them aside, and hands them back to
+    # each worker (which prints where the pool's process prints).
+    streams = sys.stdout, sys.stderr
+    sys.stdout = sys.stderr = None
     # The pool sees this process as daemonic (it never outlives the pool); to start
     # workers of its own, it must not be one in its own eyes.
     multiprocessing.current_process().daemon = False
@@ -166,7 +178,8 @@ def serve(conn, board: ProgressBoard, worker_args: tuple[Any, ...]) -> None:
             break
         try:
             if request[0] == "start":
-                process, parent_end = _start_worker(fork, board, request[1], worker_args)
+                process, parent_end = _start_worker(fork, board, request[1],
+                                                    (streams, *worker_args))
                 workers[process.pid] = process
                 pidfd = open_pidfd(process.pid)  # not reaped yet: it names this worker
                 conn.send_bytes(pickle.dumps((process.pid, pidfd is not None)))
@@ -194,9 +207,16 @@ def _start_worker(fork, board: ProgressBoard, slot: int, worker_args: tuple[Any,
     """Fork one worker (a multiprocessing child of this server) with a pipe of its own."""
     parent_end, child_end = fork.Pipe(duplex=True)
     board.reset(slot)
-    process = fork.Process(target=worker_process.worker_main,
+    process = fork.Process(target=_worker_main,
                            args=(child_end, board, slot, *worker_args),
                            name="WorkerPool-worker", daemon=True)
     process.start()
     child_end.close()
     return process, parent_end
+
+
+def _worker_main(conn, board: ProgressBoard, slot: int, streams: tuple[Any, Any],
+                 *worker_args: Any) -> None:
+    """A worker forked here: its standard streams back, then ``worker_main``."""
+    sys.stdout, sys.stderr = streams
+    worker_process.worker_main(conn, board, slot, *worker_args)

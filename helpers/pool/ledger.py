@@ -142,9 +142,11 @@ class Worker:
         self.sent = 0  # tasks sent, for max_tasks_per_child
         self.last_seq = 0
         self.kill_reason: str | None = None  # "timeout" or "cancelled", once asked to die
-        self.retiring = False  # said it exits after its last batch (max_memory_per_child)
+        # It exits after its last batch: it said so (max_memory_per_child), or it has run
+        # its max_tasks_per_child tasks.
+        self.retiring = False
         self.stop_sent = False
-        self.stop_deadline: float | None = None  # asked to exit: SIGKILL if alive after this
+        self.stop_deadline: float | None = None  # due to exit: SIGKILL if alive after this
         self.force_killed = False  # the grace period ran out and it was sent SIGKILL
 
     def close_watch(self) -> None:

@@ -77,11 +77,14 @@ PREFETCH_MAX_BYTES = 32 * 1024
 START_POLL_SECONDS = 0.02
 #: The trace keeps the batches holding the newest TRACE_TASKS tasks (about 13 MB).
 TRACE_TASKS = 100_000
-#: A worker asked to exit (sent Stop once the pool has drained, or SIGTERM by
-#: ``terminate_workers()``) that is still alive this long after is sent SIGKILL: a task
-#: may have ignored SIGTERM, or left a non-daemon thread that keeps the worker from
-#: exiting. Without it, ``shutdown()``, a dropped pool and the exit hook would wait for
-#: ever (seconds; workers that exit normally take milliseconds).
+#: A worker due to exit (sent Stop once the pool has drained, SIGTERM by
+#: ``terminate_workers()``, or done with its last batch under max_tasks_per_child or
+#: max_memory_per_child) that is still alive this long after is sent SIGKILL: a task may
+#: have ignored SIGTERM or left a non-daemon thread, and a forked worker can hang on its
+#: way out, flushing a ``sys.stdout`` whose lock another thread of the parent held when
+#: it forked. Without it, ``shutdown()``, a dropped pool and the exit hook would wait for
+#: ever, and a retired worker would never be replaced (seconds; workers that exit
+#: normally take milliseconds).
 STOP_GRACE_SECONDS = 5.0
 #: How long the receiver waits for a worker whose pipe closed to exit, before it kills it.
 REAP_SECONDS = 5.0
@@ -236,7 +239,8 @@ def min_or_none(*values: float | None) -> float | None:
 
 
 class Sender(threading.Thread):
-    """Moves pending tasks to workers; the one writer (and closer) of workers' pipes."""
+    """Moves pending tasks to workers, and closes workers' pipes (a lone task may be
+    written by the submitting thread instead: see ``book_directly``)."""
 
     def __init__(self, pool_ref: weakref.ref, ledger: Ledger, options: PoolOptions,
                  wakeup: Wakeup, board: ProgressBoard) -> None:
@@ -585,23 +589,30 @@ class Receiver(threading.Thread):
                     ledger.forget_estimate(key)
 
     def past_stop_grace(self) -> list[Worker]:
-        """Under the lock: workers asked to exit whose grace period has run out.
+        """Under the lock: workers due to exit whose grace period has run out.
 
-        Every worker of a pool that is STOPPING (it was sent Stop), BROKEN or TERMINATED
-        (it was signalled) gets STOP_GRACE_SECONDS to exit; then it is sent SIGKILL, once.
+        Every worker due to exit gets STOP_GRACE_SECONDS; then it is sent SIGKILL, once.
+        Due to exit: a retiring worker, once its last batch is back (``settle_batch``
+        starts its clock), and every worker of a pool that is STOPPING (it was sent Stop),
+        BROKEN or TERMINATED (it was signalled).
         """
         ledger = self.ledger
-        if ledger.state is not State.STOPPING and ledger.state not in STOPPED:
-            return []
+        stopping = ledger.state is State.STOPPING or ledger.state in STOPPED
         now = time.monotonic()
         overdue = []
         for worker in ledger.workers:
             if worker.stop_deadline is None:
-                worker.stop_deadline = now + STOP_GRACE_SECONDS
+                if stopping:
+                    worker.stop_deadline = now + STOP_GRACE_SECONDS
             elif not worker.force_killed and worker.stop_deadline <= now:
                 worker.force_killed = True
                 overdue.append(worker)
         return overdue
+
+    def quota_used(self, worker: Worker) -> bool:
+        """Whether the worker has been sent its max_tasks_per_child tasks."""
+        quota = self.options.max_tasks_per_child
+        return quota is not None and worker.sent >= quota
 
     def next_stop_deadline(self) -> float | None:
         """Under the lock: seconds until a worker's stop grace period runs out (None: none)."""
@@ -650,7 +661,10 @@ class Receiver(threading.Thread):
             if batch.seq != message.seq:
                 raise RuntimeError(f"worker pid {worker.pid} sent results for batch "
                                    f"{message.seq}, expected {batch.seq}")
-            worker.retiring = worker.retiring or message.retiring
+            worker.retiring = worker.retiring or message.retiring or (
+                not worker.batches and self.quota_used(worker))
+            if worker.retiring and worker.stop_deadline is None:
+                worker.stop_deadline = time.monotonic() + STOP_GRACE_SECONDS  # it exits now
             tasks = batch.tasks
             errors = message.errors
             outcomes = ledger.settle_batch(tasks, errors)
