@@ -21,16 +21,25 @@ from concurrent.futures import (
     wait,
 )
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
 import psutil
 import pytest
 from conftest import RESULT_TIMEOUT, get, orphans_after_killing_parent, still_alive, wait_until
 
 from helpers.core import workloads
-from helpers.pool import PoolTerminated, TaskTimeout, WorkerCrashed, WorkerInitError, WorkerPool
+from helpers.pool import (
+    PoolTerminated,
+    TaskTimeout,
+    WorkerCrashed,
+    WorkerInitError,
+    WorkerPool,
+    threads,
+)
 from helpers.pool.parent import RemoteTraceback
 from helpers.tasks import faults
 
+REPO = Path(__file__).resolve().parent.parent
 METHODS = [m for m in ("fork", "spawn") if m in multiprocessing.get_all_start_methods()]
 
 
@@ -351,6 +360,43 @@ def test_a_failing_initializer_breaks_the_pool_once_its_worker_has_exited(ctx, t
         get(pool.submit(pow, 2, 3))
     assert mark.exists(), "the pool reported the failure before its worker had exited"
     pool.shutdown()
+
+
+def test_workers_that_die_before_they_are_set_up_break_the_pool_instead_of_looping(ctx):
+    """Found by a session: an initializer that ends the process had the pool start
+    (and lose) hundreds of workers a second, and the caller waited for ever."""
+    pool = WorkerPool(2, mp_context=ctx, initializer=faults.exit_abruptly, initargs=(4,))
+    futures = [pool.submit(pow, 2, i) for i in range(3)]
+    for future in futures:
+        with pytest.raises(BrokenProcessPool, match=r"workers in a row exited before they "
+                                                    r"were set up .*exit code 4"):
+            get(future)
+    with pytest.raises(BrokenProcessPool):
+        pool.submit(pow, 2, 2)
+    assert pool.stats().workers_replaced <= threads.MAX_FAILED_STARTS
+    pool.shutdown()
+
+
+@pytest.mark.skipif("spawn" not in METHODS, reason="needs the spawn start method")
+def test_a_script_from_stdin_under_spawn_gets_an_error_not_a_hang():
+    """A spawned worker imports the main module again, which a script read from standard
+    input does not have: the caller gets BrokenProcessPool, with the workers' traceback
+    on stderr, as under ProcessPoolExecutor."""
+    script = textwrap.dedent("""
+        import multiprocessing
+        from helpers.pool import WorkerPool
+        with WorkerPool(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            try:
+                pool.submit(abs, -1).result(timeout=60)
+            except Exception as error:
+                print(type(error).__name__, error)
+    """)
+    done = subprocess.run([sys.executable, "-"], input=script, capture_output=True,
+                          text=True, timeout=120, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.stdout.startswith("BrokenProcessPool"), done.stdout + done.stderr
+    assert "exited before they were set up" in done.stdout
+    assert "<stdin>" in done.stderr  # the worker's own error, where the learner can read it
 
 
 def test_workers_ignore_sigint(pool):

@@ -177,6 +177,7 @@ class Ledger:
         self.unfinished = 0  # the weight of the tasks not settled yet
         self.workers: list[Worker] = []
         self.starting = 0  # replacements being started outside the lock
+        self.failed_starts = 0  # workers in a row that exited before they were set up
         self.to_stop: list[Worker] = []  # the sender sends each a Stop
         self.to_close: list[Worker] = []  # workers gone: the sender closes their pipes
         self.estimates: dict[Any, float] = {}  # key -> moving average seconds per task

@@ -25,6 +25,7 @@ from multiprocessing.sharedctypes import RawArray
 from typing import Any
 
 #: Slot values for "which task is running".
+STARTING = -3.0  # batch 0: the worker is not set up yet (its initializer has not returned)
 READING = -2.0  # unpickling the batch, no task started yet
 FINISHED = -1.0  # every task of the batch has run; sending the results
 
@@ -79,7 +80,7 @@ class Progress:
     """One worker's slot as the parent reads it."""
 
     seq: int  # the batch the worker is in (0: none yet)
-    index: int  # the task it is running, or READING / FINISHED
+    index: int  # the task it is running, or STARTING / READING / FINISHED
     started: float  # time.monotonic() when that task (or the reading) began
 
 
@@ -97,9 +98,13 @@ class ProgressBoard:
         self._numbers = RawArray("d", self.FIELDS * slots)
 
     def reset(self, slot: int) -> None:
-        """Before a worker starts in ``slot``: no batch yet."""
+        """Before a worker starts in ``slot``: not set up yet, no batch."""
         base = self.FIELDS * slot
-        self._numbers[base:base + self.FIELDS] = [0.0, FINISHED, 0.0]
+        self._numbers[base:base + self.FIELDS] = [0.0, STARTING, 0.0]
+
+    def ready(self, slot: int) -> None:
+        """Worker side: "I am set up, and wait for my first batch"."""
+        self.write(slot, 0, FINISHED)
 
     def write(self, slot: int, seq: int, index: float) -> None:
         """Worker side: "I am at task ``index`` of batch ``seq``, from now"."""

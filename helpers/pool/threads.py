@@ -55,6 +55,7 @@ from helpers.pool.ledger import (
 from helpers.pool.messages import (
     FINISHED,
     READING,
+    STARTING,
     Batch,
     BatchResults,
     InitFailed,
@@ -88,6 +89,11 @@ TRACE_TASKS = 100_000
 STOP_GRACE_SECONDS = 5.0
 #: How long the receiver waits for a worker whose pipe closed to exit, before it kills it.
 REAP_SECONDS = 5.0
+#: Workers in a row that may exit before they are set up (no batch settled in between)
+#: before the pool breaks instead of starting another: under spawn a main module that
+#: cannot be imported again (a script read from standard input), or an initializer
+#: that exits the process, would otherwise have the pool start workers for ever.
+MAX_FAILED_STARTS = 3
 
 
 class PoolOptions:
@@ -661,6 +667,7 @@ class Receiver(threading.Thread):
             if batch.seq != message.seq:
                 raise RuntimeError(f"worker pid {worker.pid} sent results for batch "
                                    f"{message.seq}, expected {batch.seq}")
+            ledger.failed_starts = 0
             worker.retiring = worker.retiring or message.retiring or (
                 not worker.batches and self.quota_used(worker))
             if worker.retiring and worker.stop_deadline is None:
@@ -751,6 +758,8 @@ class Receiver(threading.Thread):
                 failed = [(t, error) for b in held for t in b.tasks if ledger.settle(t, "failed")]
             else:
                 progress = self.board.read(worker.slot)
+                if progress.index == STARTING and not (worker.kill_reason or worker.stop_sent):
+                    ledger.failed_starts += 1
                 rerun = []
                 for position, batch in enumerate(held):
                     if position == 0:
@@ -763,8 +772,11 @@ class Receiver(threading.Thread):
                           if ledger.settle(t, "timed_out" if isinstance(e, TaskTimeout)
                                            else "crashed")]
                 ledger.requeue_front(rerun)
-            replace = ledger.state is State.RUNNING or (
-                ledger.state is State.DRAINING and not ledger.idle())
+            broken = None
+            if ledger.failed_starts >= MAX_FAILED_STARTS:
+                broken = self.start_up_error(worker)
+            replace = broken is None and (ledger.state is State.RUNNING or (
+                ledger.state is State.DRAINING and not ledger.idle()))
             if replace:
                 ledger.starting += 1
                 retired = worker.retiring or (not held and worker.process.exitcode == 0)
@@ -772,8 +784,19 @@ class Receiver(threading.Thread):
             ledger.work_or_room.notify_all()
         for task, error in failed:
             finish(task, False, error)
+        if broken is not None:
+            stop_everything(ledger, State.BROKEN, broken, self.wakeup)
         if replace:
             self.replace(worker.slot)
+
+    def start_up_error(self, worker: Worker) -> BrokenProcessPool:
+        return BrokenProcessPool(
+            f"{self.ledger.failed_starts} workers in a row exited before they were set up "
+            f"(the last, pid {worker.pid}, with exit code {worker.process.exitcode}), so the "
+            "pool stopped starting them. A worker started by spawn or forkserver imports "
+            "the program's main module first: a script read from standard input, or one "
+            "that fails to import in a fresh process, cannot work (its traceback is on the "
+            "standard error stream); an initializer that ends the process does the same.")
 
     def crash_error(self, worker: Worker) -> BaseException:
         if worker.kill_reason == "timeout":

@@ -56,6 +56,7 @@ def worker_main(conn, board: ProgressBoard, slot: int, initializer, initargs,
             conn.send_bytes(pickle.dumps(InitFailed(f"{type(error).__name__}: {error}",
                                                     format_exception(error))))
             return
+    board.ready(slot)
     # max_memory_per_child bounds *growth*: a worker forked from a big parent starts with
     # the parent's pages resident, which are not this worker's to answer for.
     baseline = resident_bytes() if max_memory is not None else 0
