@@ -615,11 +615,6 @@ class Receiver(threading.Thread):
                 overdue.append(worker)
         return overdue
 
-    def quota_used(self, worker: Worker) -> bool:
-        """Whether the worker has been sent its max_tasks_per_child tasks."""
-        quota = self.options.max_tasks_per_child
-        return quota is not None and worker.sent >= quota
-
     def next_stop_deadline(self) -> float | None:
         """Under the lock: seconds until a worker's stop grace period runs out (None: none)."""
         deadlines = [w.stop_deadline for w in self.ledger.workers
@@ -669,7 +664,7 @@ class Receiver(threading.Thread):
                                    f"{message.seq}, expected {batch.seq}")
             ledger.failed_starts = 0
             worker.retiring = worker.retiring or message.retiring or (
-                not worker.batches and self.quota_used(worker))
+                not worker.batches and not self.sender.has_quota(worker))
             if worker.retiring and worker.stop_deadline is None:
                 worker.stop_deadline = time.monotonic() + STOP_GRACE_SECONDS  # it exits now
             tasks = batch.tasks
@@ -790,6 +785,7 @@ class Receiver(threading.Thread):
             self.replace(worker.slot)
 
     def start_up_error(self, worker: Worker) -> BrokenProcessPool:
+        """Why the pool breaks after MAX_FAILED_STARTS workers died while setting up."""
         return BrokenProcessPool(
             f"{self.ledger.failed_starts} workers in a row exited before they were set up "
             f"(the last, pid {worker.pid}, with exit code {worker.process.exitcode}), so the "
