@@ -578,6 +578,61 @@ def test_direct_and_sender_writes_keep_every_batch_in_order(ctx):
         assert pool.state is State.RUNNING
 
 
+class _CountingCondition:
+    """Stands in for the ledger's ``work_or_room``: counts the sender's wake-ups."""
+
+    def __init__(self, condition: threading.Condition) -> None:
+        self.condition, self.sender_woke = condition, 0
+
+    def wait(self, timeout=None):
+        woke = self.condition.wait(timeout)
+        if threading.current_thread().name == "WorkerPool-sender":
+            self.sender_woke += 1
+        return woke
+
+    def __getattr__(self, name):
+        return getattr(self.condition, name)
+
+
+def test_a_lone_task_s_round_trip_does_not_wake_the_sender(ctx):
+    """With nothing queued, a settled batch gives the sender nothing to do: waking it
+    anyway cost a thread switch on every round trip (and the GIL, as the result came)."""
+    with WorkerPool(2, mp_context=ctx) as pool:
+        assert get(pool.submit(abs, -1)) == 1
+        counting = _CountingCondition(pool._ledger.work_or_room)
+        pool._ledger.work_or_room = counting
+        for i in range(50):
+            assert get(pool.submit(abs, -i)) == i
+        # Its first wake-up ends the wait it began before the stand-in: at most one more.
+        assert counting.sender_woke <= 1, f"the sender woke {counting.sender_woke} times"
+        assert [get(f) for f in [pool.submit(abs, -i) for i in range(500)]] == list(range(500))
+
+
+def test_the_receiver_s_wait_set_follows_the_objects_it_is_given():
+    """``threads.WaitSet`` keeps one poll set between waits and builds a new one when the
+    objects change: it reports what is ready among the objects of *this* call only."""
+    first_reader, first_writer = multiprocessing.Pipe(duplex=False)
+    second_reader, second_writer = multiprocessing.Pipe(duplex=False)
+    waiting = threads.WaitSet()
+    try:
+        assert waiting.wait([first_reader], 0) == []
+        first_writer.send_bytes(b"x")
+        assert waiting.wait([first_reader], 0) == [first_reader]
+        assert waiting.wait([second_reader], 0) == []  # first_reader is ready, not asked
+        second_writer.send_bytes(b"y")
+        assert set(waiting.wait([first_reader, second_reader], 1)) == {first_reader,
+                                                                       second_reader}
+        first_reader.recv_bytes()
+        assert waiting.wait([first_reader, second_reader], 1) == [second_reader]
+        second_writer.close()
+        second_reader.recv_bytes()
+        assert waiting.wait([second_reader], 1) == [second_reader]  # end of file
+    finally:
+        waiting.close()
+        for end in (first_reader, first_writer, second_reader):
+            end.close()
+
+
 def test_a_worker_process_does_not_import_the_pool_s_parent_side():
     """Under spawn and forkserver a worker imports helpers.pool.worker_process (and so
     helpers/pool/__init__.py) before its first task: it must not pull in the pool, its

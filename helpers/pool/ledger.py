@@ -263,9 +263,15 @@ class Ledger:
         if self.max_pending is not None:
             self.space.notify(weight)
             self._wake_room_waiters()
-        self.work_or_room.notify()  # the sender may be waiting to quit
+        self.wake_sender_for_room()  # it may wait to send tasks that just settled
         if self.state is not State.RUNNING:
             self.wake_receiver()  # this may have been the last task it waits for
+
+    def wake_sender_for_room(self) -> None:
+        """A worker has room, or tasks left the books: wake the sender only if it holds or
+        waits to take tasks (with none, a wake-up would be a wasted thread switch)."""
+        if self.pending or self.in_hand:
+            self.work_or_room.notify()
 
     def add_room_waiter(self, wake: Callable[[], None]) -> None:
         self.room_waiters.append(wake)

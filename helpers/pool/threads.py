@@ -32,6 +32,8 @@ import multiprocessing
 import multiprocessing.connection
 import pickle
 import queue
+import selectors
+import sys
 import threading
 import time
 import types
@@ -105,7 +107,7 @@ class PoolOptions:
 
 
 class Wakeup:
-    """A pipe that wakes the receiver from ``multiprocessing.connection.wait``.
+    """A pipe that wakes the receiver from its wait (``WaitSet.wait``).
 
     ``wake()`` takes a lock (it sends at most one message until the receiver clears
     it). A finaliser (the pool's weak-reference callback, a dropped ``map``'s
@@ -151,6 +153,39 @@ class Wakeup:
         with self._lock:
             self._closed = True
             self.reader.close()
+
+
+class WaitSet:
+    """What the receiver waits on, kept from one wait to the next.
+
+    ``multiprocessing.connection.wait`` builds a poll set, registers every object and
+    throws the set away on each call: about 15 µs, twice on a lone task's round trip.
+    This keeps one poll set and builds a new one only when the objects change (a worker
+    started or gone). ``poll`` holds no state in the kernel, so a descriptor closed
+    after its worker left the set can do no harm. On Windows, whose pipes are not
+    sockets, it is ``multiprocessing.connection.wait`` itself.
+    """
+
+    def __init__(self) -> None:
+        self._objects: list[Any] = []
+        self._selector: selectors.BaseSelector | None = None
+
+    def wait(self, objects: list[Any], timeout: float | None) -> list[Any]:
+        """The objects that are ready (readable, or ended), after at most ``timeout`` s."""
+        if sys.platform == "win32":
+            return multiprocessing.connection.wait(objects, timeout)
+        if self._selector is None or objects != self._objects:
+            self.close()
+            self._selector = getattr(selectors, "PollSelector", selectors.SelectSelector)()
+            for item in objects:
+                self._selector.register(item, selectors.EVENT_READ)
+            self._objects = objects
+        return [key.fileobj for key, _ in self._selector.select(timeout)]
+
+    def close(self) -> None:
+        if self._selector is not None:
+            self._selector.close()
+            self._selector = None
 
 
 # --- settling tasks (outside the lock) ---
@@ -510,6 +545,7 @@ class Receiver(threading.Thread):
         self.start_worker, self.close_starter = start_worker, close_starter
         self.trace: deque[tuple] = deque()  # one entry per batch, oldest first
         self.traced_tasks = 0
+        self.waiting = WaitSet()
 
     def run(self) -> None:
         try:
@@ -523,6 +559,7 @@ class Receiver(threading.Thread):
                 except BaseException:  # e.g. the fork server is gone: nothing left to ask
                     pass
         finally:
+            self.waiting.close()
             self.close_starter()
             with self.ledger.lock:
                 self.ledger.to_close.extend(self.ledger.workers)
@@ -548,8 +585,7 @@ class Receiver(threading.Thread):
                 timeout = min_or_none(self.next_deadline(), self.next_stop_deadline())
             for worker in to_kill:
                 kill_quietly(worker)
-            ready = multiprocessing.connection.wait(
-                [*by_conn, *by_sentinel, self.wakeup.reader], timeout)
+            ready = self.waiting.wait([*by_conn, *by_sentinel, self.wakeup.reader], timeout)
             gone: list[Worker] = []
             for item in ready:
                 if item is self.wakeup.reader:
@@ -576,6 +612,7 @@ class Receiver(threading.Thread):
                 if not worker.stop_sent:
                     worker.stop_sent = True
                     ledger.to_stop.append(worker)
+                    ledger.work_or_room.notify()  # the sender sends the Stop
             if not ledger.workers:
                 ledger.move_to(State.CLOSED)
 
@@ -658,7 +695,7 @@ class Receiver(threading.Thread):
         ledger = self.ledger
         with ledger.lock:
             batch = worker.batches.popleft()
-            ledger.work_or_room.notify()  # the worker has room (even if every task was cancelled)
+            ledger.wake_sender_for_room()  # the worker has room (even if every task was cancelled)
             if batch.seq != message.seq:
                 raise RuntimeError(f"worker pid {worker.pid} sent results for batch "
                                    f"{message.seq}, expected {batch.seq}")
