@@ -31,7 +31,7 @@ import pytest
 from conftest import RESULT_TIMEOUT, get, wait_until
 
 from helpers.core import workloads
-from helpers.pool import PoolTerminated, TaskTimeout, WorkerCrashed, WorkerPool, threads
+from helpers.pool import PoolTerminated, TaskTimeout, WorkerCrashed, WorkerPool, ledger, threads
 from helpers.pool.ledger import State
 from helpers.tasks import faults
 
@@ -646,15 +646,21 @@ def test_a_worker_process_does_not_import_the_pool_s_parent_side():
 
 
 @pytest.mark.skipif("fork" not in METHODS, reason="the platform has no fork")
-def test_under_fork_the_first_workers_are_forked_by_the_pool_itself():
-    """Before it has threads, the pool forks its first workers itself (faster to a first
-    result than asking the fork server); replacements come from the server."""
-    with WorkerPool(2, mp_context=multiprocessing.get_context("fork")) as pool:
+def test_under_fork_the_pool_forks_its_first_worker_and_the_server_the_rest():
+    """Before it has threads, the pool forks its first worker itself and has the fork
+    server fork the others meanwhile (a first result needs one worker); replacements
+    come from the server. Where no pidfd can watch the server's workers, the pool forks
+    all its first workers itself."""
+    with WorkerPool(3, mp_context=multiprocessing.get_context("fork")) as pool:
+        wait_until(lambda: len(pool.worker_pids()) == 3, "the first workers did not start")
         first = pool.worker_pids()
-        assert {psutil.Process(pid).ppid() for pid in first} == {os.getpid()}
+        server = pool._starter.fork_server.process.pid
+        rest = server if ledger.pidfds_work() else os.getpid()
+        assert [psutil.Process(pid).ppid() for pid in first] == [os.getpid(), rest, rest]
+        assert [get(pool.submit(abs, -i)) for i in range(30)] == list(range(30))
         with pytest.raises(WorkerCrashed):
             get(pool.submit(faults.exit_abruptly, 1))
         wait_until(lambda: len(set(pool.worker_pids()) - set(first)) == 1,
                    "no replacement started")
         (replacement,) = set(pool.worker_pids()) - set(first)
-        assert psutil.Process(replacement).ppid() == pool._starter.fork_server.process.pid
+        assert psutil.Process(replacement).ppid() == server

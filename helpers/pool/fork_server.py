@@ -17,14 +17,17 @@ process, which never starts a thread::
          │  "wait for pid"   ─────────────────►  │ process.join()
          │  ◄──────────────────────── exit code ◄─┘
 
-The pool's *first* workers are forked by the pool itself, from the thread that creates
-it, right after the server and before the pool's own threads start, as
-``multiprocessing.Pool`` and ``ProcessPoolExecutor`` fork theirs: a fork of a process as
-big as the pool's costs a few milliseconds, and the server's forks would come one after
-another, after its own. Either way, every worker is a copy of the pool's process as it
-was when the pool was created, so a function defined in a notebook works in a
-replacement exactly as in the first workers. Cost: one extra fork per pool (the pool
-benchmark's first-result figure measures it). Unix only, like fork itself.
+The pool's *first* worker is forked by the pool itself, from the thread that creates it,
+right after the server and before the pool's own threads start, as
+``multiprocessing.Pool`` and ``ProcessPoolExecutor`` fork theirs. The server is asked
+for the others first (``ask_for_worker``), so that it forks them while the pool forks its
+own: a fork of a process as big as the pool's costs a few milliseconds, and a first
+result needs one worker only. (Where there is no pidfd to watch the server's workers
+with, as on macOS, the pool forks all its first workers itself: see ``ForkedWorker``.)
+Either way, every worker is a copy of the pool's process as it was when the pool was
+created, so a function defined in a notebook works in a replacement exactly as in the
+first workers. Cost: one extra fork per pool, made by the pool (the pool benchmark's
+first-result figure measures it). Unix only, like fork itself.
 
 The server prints nothing, so it sets its standard streams aside: a copy of a stream
 another thread was writing to at the fork has a lock no thread of the server will ever
@@ -56,6 +59,7 @@ class ForkServer:
     def __init__(self, context: multiprocessing.context.BaseContext, board: ProgressBoard,
                  worker_args: tuple[Any, ...]) -> None:
         self._lock = threading.Lock()  # one request at a time
+        self._asked = 0  # workers asked for (ask_for_worker) whose replies are unread
         self._conn, server_end = context.Pipe(duplex=True)
         self.process = context.Process(target=serve, args=(server_end, board, worker_args),
                                        name="WorkerPool-fork-server", daemon=True)
@@ -70,15 +74,39 @@ class ForkServer:
         this worker, never another process that reused its pid.
         """
         with self._lock:
+            if self._asked:
+                raise RuntimeError("take the workers asked for before asking for another")
             self._conn.send_bytes(pickle.dumps(("start", slot)))
-            pid, has_pidfd = _reply(self._conn)
-            fd = reduction.recv_handle(self._conn)
-            pidfd = reduction.recv_handle(self._conn) if has_pidfd else None
+            return self._started_worker()
+
+    def ask_for_worker(self, slot: int) -> None:
+        """Have the server fork a worker for ``slot`` now, without waiting for it (the pool
+        forks its own first worker meanwhile); ``take_worker()`` collects it, and must,
+        before any other request."""
+        with self._lock:
+            self._conn.send_bytes(pickle.dumps(("start", slot)))
+            self._asked += 1
+
+    def take_worker(self) -> tuple[ForkedWorker, multiprocessing.connection.Connection]:
+        """The oldest worker asked for by ``ask_for_worker()`` (waits until it is forked)."""
+        with self._lock:
+            if not self._asked:
+                raise RuntimeError("no worker was asked for")
+            self._asked -= 1
+            return self._started_worker()
+
+    def _started_worker(self) -> tuple[ForkedWorker, multiprocessing.connection.Connection]:
+        """Read the server's reply to a "start" request: pid, the pipe's end, the pidfd."""
+        pid, has_pidfd = _reply(self._conn)
+        fd = reduction.recv_handle(self._conn)
+        pidfd = reduction.recv_handle(self._conn) if has_pidfd else None
         return ForkedWorker(pid, self, pidfd), multiprocessing.connection.Connection(fd)
 
     def wait(self, pid: int, timeout: float) -> int | None:
         """The worker's exit code once it has exited (None if still running at ``timeout``)."""
         with self._lock:
+            if self._asked:
+                raise RuntimeError("take the workers asked for before asking for another")
             self._conn.send_bytes(pickle.dumps(("wait", pid, timeout)))
             return _reply(self._conn)
 

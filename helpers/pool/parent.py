@@ -102,7 +102,7 @@ from helpers.pool.errors import (
     describe_exit,
 )
 from helpers.pool.futures import TaskFuture
-from helpers.pool.ledger import Ledger, State, Task, Worker, open_pidfd
+from helpers.pool.ledger import Ledger, State, Task, Worker, open_pidfd, pidfds_work
 from helpers.pool.messages import ProgressBoard
 from helpers.pool.stats import PoolStats, summarize
 from helpers.pool.threads import (
@@ -209,7 +209,7 @@ class WorkerPool(Executor):
         self._receiver = Receiver(pool_ref, ledger, options, self._wakeup, self._board,
                                   self._sender, self._starter.start, self._starter.close)
         try:
-            ledger.workers.extend(self._starter.start_all(list(range(max_workers))))
+            self._starter.start_all(list(range(max_workers)), ledger.workers)
             self._sender.start()
             self._receiver.start()
         except BaseException as error:
@@ -489,10 +489,25 @@ class _WorkerStarter:
 
             self.fork_server = ForkServer(context, board, worker_args)
 
-    def start_all(self, slots: list[int]) -> list[Worker]:
-        """The pool's first workers, started here (under fork too: the pool has no
-        threads of its own yet, see fork_server.py)."""
-        return [self.start_here(slot) for slot in slots]
+    def start_all(self, slots: list[int], workers: list[Worker]) -> None:
+        """Start the pool's first workers, before the pool has threads of its own, adding
+        each to ``workers`` as it starts (a failure half-way leaves none unaccounted for).
+
+        Under fork, where a pidfd can watch the fork server's workers, only the first is
+        forked here: the server is asked for the others first, and forks them meanwhile
+        (fork_server.py says why that is faster).
+        """
+        server = self.fork_server
+        if server is None or len(slots) == 1 or not pidfds_work():
+            for slot in slots:
+                workers.append(self.start_here(slot))
+            return
+        for slot in slots[1:]:
+            server.ask_for_worker(slot)
+        workers.append(self.start_here(slots[0]))
+        for slot in slots[1:]:
+            process, conn = server.take_worker()
+            workers.append(Worker(slot, process, conn, process.pidfd))
 
     def start(self, slot: int) -> Worker:
         """A replacement worker for ``slot``: from the fork server under fork."""

@@ -19,7 +19,6 @@ import pickle
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
 
 from helpers.core import watchdog
 from helpers.pool.messages import (
@@ -34,7 +33,8 @@ from helpers.pool.messages import (
 )
 
 
-def run_chunk(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> tuple[list[Any], float]:
+def run_chunk(fn: Callable[..., object], chunk: list[tuple[object, ...]]
+              ) -> tuple[list[object], float]:
     """Run ``fn`` over a chunk of argument tuples; return the results and the time taken."""
     start = time.perf_counter()
     results = [fn(*args) for args in chunk]
@@ -137,7 +137,7 @@ def pickle_results(results: BatchResults) -> bytes:
     return pickle.dumps(results, pickle.HIGHEST_PROTOCOL)
 
 
-def _pickling_problem(value: Any) -> BaseException | None:
+def _pickling_problem(value: object) -> BaseException | None:
     """The exception pickling ``value`` raises (itself picklable), or None."""
     try:
         pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
