@@ -13,6 +13,7 @@ import gc
 import io
 import itertools
 import multiprocessing
+import multiprocessing.connection
 import os
 import pickle
 import random
@@ -606,6 +607,27 @@ def test_a_lone_task_s_round_trip_does_not_wake_the_sender(ctx):
         # Its first wake-up ends the wait it began before the stand-in: at most one more.
         assert counting.sender_woke <= 1, f"the sender woke {counting.sender_woke} times"
         assert [get(f) for f in [pool.submit(abs, -i) for i in range(500)]] == list(range(500))
+
+
+def test_a_lone_task_s_round_trip_polls_no_pipe(ctx, monkeypatch):
+    """The receiver's wait says which pipe is readable; ``Connection.poll()`` before
+    reading it (or the wake-up pipe) built and dropped a poll set each time, twice per
+    result, on the round trip's critical path."""
+    with WorkerPool(2, mp_context=ctx) as pool:
+        assert get(pool.submit(abs, -1)) == 1
+        polls = []
+        original = multiprocessing.connection.Connection.poll
+
+        def counting_poll(self, timeout=0.0):
+            polls.append(threading.current_thread().name)
+            return original(self, timeout)
+
+        monkeypatch.setattr(multiprocessing.connection.Connection, "poll", counting_poll)
+        for i in range(50):
+            assert get(pool.submit(abs, -i)) == i
+        pool._wakeup.wake()  # the receiver takes a wake-up without polling either
+        assert get(pool.submit(abs, -7)) == 7
+        assert polls.count("WorkerPool-receiver") == 0, polls
 
 
 def test_the_receiver_s_wait_set_follows_the_objects_it_is_given():

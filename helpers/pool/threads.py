@@ -141,9 +141,11 @@ class Wakeup:
             pass  # the receiver has closed its end: there is no one left to wake
 
     def clear(self) -> None:
+        """Take the wake-up the receiver's wait found (one message; another, left by a
+        finaliser, makes the next wait return at once). No ``poll()`` first: see
+        ``Receiver.read_message``."""
         with self._lock:
-            while self.reader.poll():
-                self.reader.recv_bytes()
+            self.reader.recv_bytes()
             self._pending = False
 
     def close(self) -> None:
@@ -590,7 +592,7 @@ class Receiver(threading.Thread):
             for item in ready:
                 if item is self.wakeup.reader:
                     self.wakeup.clear()
-                elif item in by_conn and not self.read_messages(by_conn[item]):
+                elif item in by_conn and not self.read_message(by_conn[item]):
                     gone.append(by_conn[item])
                 elif item in by_sentinel:
                     gone.append(by_sentinel[item])
@@ -659,6 +661,20 @@ class Receiver(threading.Thread):
         return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
 
     # --- results ---
+
+    def read_message(self, worker: Worker) -> bool:
+        """Read the message the wait found on ``worker``'s pipe; False once it is closed.
+
+        One message a wait, with no ``poll()`` before it: ``Connection.poll`` builds and
+        drops a poll set on each call, as ``multiprocessing.connection.wait`` does, and a
+        second message waiting makes the next wait return at once.
+        """
+        try:
+            data = worker.conn.recv_bytes()
+        except (EOFError, OSError):
+            return False
+        self.handle(worker, data)
+        return True
 
     def read_messages(self, worker: Worker) -> bool:
         """Read every message waiting on ``worker``'s pipe; False once the pipe is closed."""
