@@ -609,6 +609,42 @@ def test_a_lone_task_s_round_trip_does_not_wake_the_sender(ctx):
         assert [get(f) for f in [pool.submit(abs, -i) for i in range(500)]] == list(range(500))
 
 
+@pytest.mark.skipif("fork" not in METHODS, reason="the platform has no fork")
+def test_under_fork_the_pool_asks_the_server_a_few_workers_ahead(monkeypatch):
+    """A few asks ahead, not all: unread replies, each with two descriptors in flight,
+    would fill the socket for a pool of hundreds of workers."""
+    from helpers.pool import parent
+
+    monkeypatch.setattr(parent, "ASK_AHEAD", 2)
+    with WorkerPool(6, mp_context=multiprocessing.get_context("fork")) as pool:
+        assert len(pool.worker_pids()) == 6
+        assert [get(f) for f in [pool.submit(abs, -i) for i in range(300)]] == list(range(300))
+        assert {psutil.Process(pid).ppid() for pid in pool.worker_pids()[1:]} == {
+            pool._starter.fork_server.process.pid if ledger.pidfds_work() else os.getpid()}
+
+
+@pytest.mark.skipif("fork" not in METHODS, reason="the platform has no fork")
+@pytest.mark.parametrize("failing_take", [1, 2])
+def test_a_pool_that_fails_while_taking_its_first_workers_leaves_none(monkeypatch,
+                                                                      failing_take):
+    """Under fork the pool asks the fork server for its first workers, then takes them:
+    a failure in between (the server could not fork, Ctrl-C) is a BrokenProcessPool, and
+    every process started so far, taken or not, is stopped (the autouse fixture checks)."""
+    from helpers.pool.fork_server import ForkServer
+
+    take = ForkServer.take_worker
+    calls = itertools.count(1)
+
+    def failing(self):
+        if next(calls) == failing_take:
+            raise OSError("the pool's fork server could not do it: simulated")
+        return take(self)
+
+    monkeypatch.setattr(ForkServer, "take_worker", failing)
+    with pytest.raises(BrokenProcessPool, match="simulated"):
+        WorkerPool(4, mp_context=multiprocessing.get_context("fork"))
+
+
 def test_a_lone_task_s_round_trip_polls_no_pipe(ctx, monkeypatch):
     """The receiver's wait says which pipe is readable; ``Connection.poll()`` before
     reading it (or the wake-up pipe) built and dropped a poll set each time, twice per

@@ -27,7 +27,10 @@ with, as on macOS, the pool forks all its first workers itself: see ``ForkedWork
 Either way, every worker is a copy of the pool's process as it was when the pool was
 created, so a function defined in a notebook works in a replacement exactly as in the
 first workers. Cost: one extra fork per pool, made by the pool (the pool benchmark's
-first-result figure measures it). Unix only, like fork itself.
+first-result figure measures it). A worker exits when the process it was forked from
+does, so if the server is killed, its workers go with it: their tasks end as crashes do,
+and as no replacement can start, the pool breaks (``BrokenProcessPool``). Unix only, like
+fork itself.
 
 The server prints nothing, so it sets its standard streams aside: a copy of a stream
 another thread was writing to at the fork has a lock no thread of the server will ever
@@ -82,7 +85,9 @@ class ForkServer:
     def ask_for_worker(self, slot: int) -> None:
         """Have the server fork a worker for ``slot`` now, without waiting for it (the pool
         forks its own first worker meanwhile); ``take_worker()`` collects it, and must,
-        before any other request."""
+        before any other request. (Linux only, where the pool uses it: on macOS,
+        ``send_handle`` reads an acknowledgement on the same socket, where a request
+        asked ahead would be read instead.)"""
         with self._lock:
             self._conn.send_bytes(pickle.dumps(("start", slot)))
             self._asked += 1
@@ -106,7 +111,7 @@ class ForkServer:
         """The worker's exit code once it has exited (None if still running at ``timeout``)."""
         with self._lock:
             if self._asked:
-                raise RuntimeError("take the workers asked for before asking for another")
+                raise RuntimeError("take the workers asked for before waiting for one")
             self._conn.send_bytes(pickle.dumps(("wait", pid, timeout)))
             return _reply(self._conn)
 
@@ -118,6 +123,7 @@ class ForkServer:
             except OSError:
                 pass
             self._conn.close()
+            self._asked = 0  # their replies, if any, went with the connection
         self.process.join(timeout=5)
         if self.process.exitcode is None:
             self.process.kill()
@@ -224,7 +230,10 @@ def serve(conn, board: ProgressBoard, worker_args: tuple[Any, ...]) -> None:
                     del workers[pid]
                 conn.send_bytes(pickle.dumps(process.exitcode))
         except Exception as error:  # e.g. fork() failed (EAGAIN, ENOMEM): say so, go on
-            conn.send_bytes(pickle.dumps(ServerError(f"{type(error).__name__}: {error}")))
+            try:
+                conn.send_bytes(pickle.dumps(ServerError(f"{type(error).__name__}: {error}")))
+            except OSError:
+                break  # the pool has closed its end (it stopped while asking for workers)
     for process in workers.values():  # whatever is still running goes with us
         process.kill()
     for process in workers.values():

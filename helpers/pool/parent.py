@@ -59,8 +59,9 @@ SIGKILL, memory limit) the parent knows exactly what it held:
 * a replacement worker starts. Nothing else breaks; every submitted task ends
   resolved.
 
-Under fork, replacement workers are forked from a single-threaded fork server
-(fork_server.py), never from the pool's threads. Backpressure: with ``max_pending=N``, ``submit``
+Under fork, replacement workers (and, on Linux, all first workers but one) are forked
+from a single-threaded fork server (fork_server.py), never from the pool's threads.
+Backpressure: with ``max_pending=N``, ``submit``
 blocks while N tasks are unfinished (except in a done-callback, which runs on the
 pool's own thread and must never block it). In asyncio code ``await
 pool.submit_async(fn, *args)`` waits for room without blocking the loop.
@@ -114,6 +115,7 @@ from helpers.pool.threads import (
     Wakeup,
     cancel_pending,
     estimate_key,
+    kill_quietly,
     pickle_calls,
     stop_everything,
 )
@@ -124,6 +126,10 @@ __all__ = ["WorkerPool", "WorkerCrashed", "WorkerInitError", "TaskTimeout", "Poo
 #: Work per chunk that ``map(chunksize="auto")`` aims for (seconds), and the largest chunk.
 CHUNK_SECONDS = 0.02
 MAX_CHUNK = 1 << 16
+#: Under fork, workers the fork server is asked for before the pool takes the first of
+#: them: each reply holds two file descriptors in flight, and a few hundred unread
+#: replies would fill the socket between them, leaving both sides waiting on the other.
+ASK_AHEAD = 8
 #: Windows waits on at most 63 handles; each worker needs two (pipe and process).
 WINDOWS_MAX_WORKERS = 30
 #: Trace records ``trace()`` returns at most (the newest).
@@ -457,14 +463,16 @@ class WorkerPool(Executor):
 
     def _abandon(self, error: BaseException) -> None:
         """The constructor failed half-way: stop whatever it had started."""
-        for worker in self._ledger.workers:
+        workers = list(self._ledger.workers)
+        for worker in workers:
+            kill_quietly(worker)
+        self._starter.close()  # under fork, the server kills and reaps every worker it forked
+        for worker in workers:
             try:
-                worker.process.kill()
                 worker.process.join(5)
             except (OSError, ValueError):
-                pass
+                pass  # a fork-server worker: its server, now gone, has reaped it
             worker.close_watch()
-        self._starter.close()
 
 
 @dataclass(frozen=True)
@@ -502,12 +510,15 @@ class _WorkerStarter:
             for slot in slots:
                 workers.append(self.start_here(slot))
             return
-        for slot in slots[1:]:
+        rest = slots[1:]
+        for slot in rest[:ASK_AHEAD]:
             server.ask_for_worker(slot)
         workers.append(self.start_here(slots[0]))
-        for slot in slots[1:]:
+        for i, slot in enumerate(rest):
             process, conn = server.take_worker()
             workers.append(Worker(slot, process, conn, process.pidfd))
+            if i + ASK_AHEAD < len(rest):
+                server.ask_for_worker(rest[i + ASK_AHEAD])
 
     def start(self, slot: int) -> Worker:
         """A replacement worker for ``slot``: from the fork server under fork."""

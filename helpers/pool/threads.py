@@ -157,6 +157,10 @@ class Wakeup:
             self.reader.close()
 
 
+#: What ``multiprocessing.connection.wait`` uses too: poll, or select where there is none.
+_PollSelector = getattr(selectors, "PollSelector", selectors.SelectSelector)
+
+
 class WaitSet:
     """What the receiver waits on, kept from one wait to the next.
 
@@ -164,8 +168,8 @@ class WaitSet:
     throws the set away on each call: about 15 µs, twice on a lone task's round trip.
     This keeps one poll set and builds a new one only when the objects change (a worker
     started or gone). ``poll`` holds no state in the kernel, so a descriptor closed
-    after its worker left the set can do no harm. On Windows, whose pipes are not
-    sockets, it is ``multiprocessing.connection.wait`` itself.
+    after its worker left the set can do no harm. On Windows, whose pipe and process
+    handles are not file descriptors, it is ``multiprocessing.connection.wait`` itself.
     """
 
     def __init__(self) -> None:
@@ -178,7 +182,7 @@ class WaitSet:
             return multiprocessing.connection.wait(objects, timeout)
         if self._selector is None or objects != self._objects:
             self.close()
-            self._selector = getattr(selectors, "PollSelector", selectors.SelectSelector)()
+            self._selector = _PollSelector()
             for item in objects:
                 self._selector.register(item, selectors.EVENT_READ)
             self._objects = objects
@@ -711,7 +715,7 @@ class Receiver(threading.Thread):
         ledger = self.ledger
         with ledger.lock:
             batch = worker.batches.popleft()
-            ledger.wake_sender_for_room()  # the worker has room (even if every task was cancelled)
+            ledger.wake_sender_for_room()  # the worker has room, for tasks waiting to be sent
             if batch.seq != message.seq:
                 raise RuntimeError(f"worker pid {worker.pid} sent results for batch "
                                    f"{message.seq}, expected {batch.seq}")
