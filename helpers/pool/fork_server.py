@@ -17,20 +17,14 @@ process, which never starts a thread::
          │  "wait for pid"   ─────────────────►  │ process.join()
          │  ◄──────────────────────── exit code ◄─┘
 
-The pool's *first* worker is forked by the pool itself, from the thread that creates it,
-right after the server and before the pool's own threads start, as
-``multiprocessing.Pool`` and ``ProcessPoolExecutor`` fork theirs. The server is asked
-for the others first (``ask_for_worker``), so that it forks them while the pool forks its
-own: a fork of a process as big as the pool's costs a few milliseconds, and a first
-result needs one worker only. (Where there is no pidfd to watch the server's workers
-with, as on macOS, the pool forks all its first workers itself: see ``ForkedWorker``.)
-Either way, every worker is a copy of the pool's process as it was when the pool was
-created, so a function defined in a notebook works in a replacement exactly as in the
-first workers. Cost: one extra fork per pool, made by the pool (the pool benchmark's
-first-result figure measures it). A worker exits when the process it was forked from
-does, so if the server is killed, its workers go with it: their tasks end as crashes do,
-and as no replacement can start, the pool breaks (``BrokenProcessPool``). Unix only, like
-fork itself.
+The pool's *first* workers are forked by the pool itself, from the thread that creates
+it, right after the server and before the pool's own threads start, as
+``multiprocessing.Pool`` and ``ProcessPoolExecutor`` fork theirs: a fork of a process as
+big as the pool's costs a few milliseconds, and the server's forks would come one after
+another, after its own. Either way, every worker is a copy of the pool's process as it
+was when the pool was created, so a function defined in a notebook works in a
+replacement exactly as in the first workers. Cost: one extra fork per pool (the pool
+benchmark's first-result figure measures it). Unix only, like fork itself.
 
 The server prints nothing, so it sets its standard streams aside: a copy of a stream
 another thread was writing to at the fork has a lock no thread of the server will ever
@@ -62,7 +56,6 @@ class ForkServer:
     def __init__(self, context: multiprocessing.context.BaseContext, board: ProgressBoard,
                  worker_args: tuple[Any, ...]) -> None:
         self._lock = threading.Lock()  # one request at a time
-        self._asked = 0  # workers asked for (ask_for_worker) whose replies are unread
         self._conn, server_end = context.Pipe(duplex=True)
         self.process = context.Process(target=serve, args=(server_end, board, worker_args),
                                        name="WorkerPool-fork-server", daemon=True)
@@ -77,41 +70,15 @@ class ForkServer:
         this worker, never another process that reused its pid.
         """
         with self._lock:
-            if self._asked:
-                raise RuntimeError("take the workers asked for before asking for another")
             self._conn.send_bytes(pickle.dumps(("start", slot)))
-            return self._started_worker()
-
-    def ask_for_worker(self, slot: int) -> None:
-        """Have the server fork a worker for ``slot`` now, without waiting for it (the pool
-        forks its own first worker meanwhile); ``take_worker()`` collects it, and must,
-        before any other request. (Linux only, where the pool uses it: on macOS,
-        ``send_handle`` reads an acknowledgement on the same socket, where a request
-        asked ahead would be read instead.)"""
-        with self._lock:
-            self._conn.send_bytes(pickle.dumps(("start", slot)))
-            self._asked += 1
-
-    def take_worker(self) -> tuple[ForkedWorker, multiprocessing.connection.Connection]:
-        """The oldest worker asked for by ``ask_for_worker()`` (waits until it is forked)."""
-        with self._lock:
-            if not self._asked:
-                raise RuntimeError("no worker was asked for")
-            self._asked -= 1
-            return self._started_worker()
-
-    def _started_worker(self) -> tuple[ForkedWorker, multiprocessing.connection.Connection]:
-        """Read the server's reply to a "start" request: pid, the pipe's end, the pidfd."""
-        pid, has_pidfd = _reply(self._conn)
-        fd = reduction.recv_handle(self._conn)
-        pidfd = reduction.recv_handle(self._conn) if has_pidfd else None
+            pid, has_pidfd = _reply(self._conn)
+            fd = reduction.recv_handle(self._conn)
+            pidfd = reduction.recv_handle(self._conn) if has_pidfd else None
         return ForkedWorker(pid, self, pidfd), multiprocessing.connection.Connection(fd)
 
     def wait(self, pid: int, timeout: float) -> int | None:
         """The worker's exit code once it has exited (None if still running at ``timeout``)."""
         with self._lock:
-            if self._asked:
-                raise RuntimeError("take the workers asked for before waiting for one")
             self._conn.send_bytes(pickle.dumps(("wait", pid, timeout)))
             return _reply(self._conn)
 
@@ -123,7 +90,6 @@ class ForkServer:
             except OSError:
                 pass
             self._conn.close()
-            self._asked = 0  # their replies, if any, went with the connection
         self.process.join(timeout=5)
         if self.process.exitcode is None:
             self.process.kill()
@@ -230,10 +196,7 @@ def serve(conn, board: ProgressBoard, worker_args: tuple[Any, ...]) -> None:
                     del workers[pid]
                 conn.send_bytes(pickle.dumps(process.exitcode))
         except Exception as error:  # e.g. fork() failed (EAGAIN, ENOMEM): say so, go on
-            try:
-                conn.send_bytes(pickle.dumps(ServerError(f"{type(error).__name__}: {error}")))
-            except OSError:
-                break  # the pool has closed its end (it stopped while asking for workers)
+            conn.send_bytes(pickle.dumps(ServerError(f"{type(error).__name__}: {error}")))
     for process in workers.values():  # whatever is still running goes with us
         process.kill()
     for process in workers.values():

@@ -25,7 +25,6 @@ Standard library only.
 from __future__ import annotations
 
 import enum
-import functools
 import os
 import queue
 import threading
@@ -101,16 +100,6 @@ def open_pidfd(pid: int) -> int | None:
         return pidfd_open(pid)
     except OSError:  # ENOSYS (old kernel, seccomp), ESRCH (already reaped)
         return None
-
-
-@functools.cache
-def pidfds_work() -> bool:
-    """Whether this system gives pidfds (Linux 5.3 and later, where seccomp allows)."""
-    pidfd = open_pidfd(os.getpid())
-    if pidfd is None:
-        return False
-    os.close(pidfd)
-    return True
 
 
 def join_process(process: Any, timeout: float) -> None:

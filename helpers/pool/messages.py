@@ -119,7 +119,7 @@ class ProgressBoard:
     """Three shared doubles per worker slot: batch number, task index, start time.
 
     A worker writes only its own slot; the parent (or, under fork, the fork server)
-    resets a slot before a worker starts in it, and otherwise only reads. Each number
+    resets a slot before a replacement starts in it, and otherwise only reads. Each number
     is one aligned 8-byte write, so a reader sees either the old or the new value.
 
     The numbers live in a block of ``multiprocessing``'s shared heap (what ``RawArray``

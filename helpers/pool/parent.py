@@ -59,9 +59,8 @@ SIGKILL, memory limit) the parent knows exactly what it held:
 * a replacement worker starts. Nothing else breaks; every submitted task ends
   resolved.
 
-Under fork, replacement workers (and, on Linux, all first workers but one) are forked
-from a single-threaded fork server (fork_server.py), never from the pool's threads.
-Backpressure: with ``max_pending=N``, ``submit``
+Under fork, replacement workers are forked from a single-threaded fork server
+(fork_server.py), never from the pool's threads. Backpressure: with ``max_pending=N``, ``submit``
 blocks while N tasks are unfinished (except in a done-callback, which runs on the
 pool's own thread and must never block it). In asyncio code ``await
 pool.submit_async(fn, *args)`` waits for room without blocking the loop.
@@ -103,7 +102,7 @@ from helpers.pool.errors import (
     describe_exit,
 )
 from helpers.pool.futures import TaskFuture
-from helpers.pool.ledger import Ledger, State, Task, Worker, open_pidfd, pidfds_work
+from helpers.pool.ledger import Ledger, State, Task, Worker, open_pidfd
 from helpers.pool.messages import ProgressBoard
 from helpers.pool.stats import PoolStats, summarize
 from helpers.pool.threads import (
@@ -115,7 +114,6 @@ from helpers.pool.threads import (
     Wakeup,
     cancel_pending,
     estimate_key,
-    kill_quietly,
     pickle_calls,
     stop_everything,
 )
@@ -126,10 +124,6 @@ __all__ = ["WorkerPool", "WorkerCrashed", "WorkerInitError", "TaskTimeout", "Poo
 #: Work per chunk that ``map(chunksize="auto")`` aims for (seconds), and the largest chunk.
 CHUNK_SECONDS = 0.02
 MAX_CHUNK = 1 << 16
-#: Under fork, workers the fork server is asked for before the pool takes the first of
-#: them: each reply holds two file descriptors in flight, and a few hundred unread
-#: replies would fill the socket between them, leaving both sides waiting on the other.
-ASK_AHEAD = 8
 #: Windows waits on at most 63 handles; each worker needs two (pipe and process).
 WINDOWS_MAX_WORKERS = 30
 #: Trace records ``trace()`` returns at most (the newest).
@@ -215,7 +209,7 @@ class WorkerPool(Executor):
         self._receiver = Receiver(pool_ref, ledger, options, self._wakeup, self._board,
                                   self._sender, self._starter.start, self._starter.close)
         try:
-            self._starter.start_all(list(range(max_workers)), ledger.workers)
+            ledger.workers.extend(self._starter.start_all(list(range(max_workers))))
             self._sender.start()
             self._receiver.start()
         except BaseException as error:
@@ -463,16 +457,14 @@ class WorkerPool(Executor):
 
     def _abandon(self, error: BaseException) -> None:
         """The constructor failed half-way: stop whatever it had started."""
-        workers = list(self._ledger.workers)
-        for worker in workers:
-            kill_quietly(worker)
-        self._starter.close()  # under fork, the server kills and reaps every worker it forked
-        for worker in workers:
+        for worker in self._ledger.workers:
             try:
+                worker.process.kill()
                 worker.process.join(5)
             except (OSError, ValueError):
-                pass  # a fork-server worker: its server, now gone, has reaped it
+                pass
             worker.close_watch()
+        self._starter.close()
 
 
 @dataclass(frozen=True)
@@ -497,28 +489,10 @@ class _WorkerStarter:
 
             self.fork_server = ForkServer(context, board, worker_args)
 
-    def start_all(self, slots: list[int], workers: list[Worker]) -> None:
-        """Start the pool's first workers, before the pool has threads of its own, adding
-        each to ``workers`` as it starts (a failure half-way leaves none unaccounted for).
-
-        Under fork, where a pidfd can watch the fork server's workers, only the first is
-        forked here: the server is asked for the others first, and forks them meanwhile
-        (fork_server.py says why that is faster).
-        """
-        server = self.fork_server
-        if server is None or len(slots) == 1 or not pidfds_work():
-            for slot in slots:
-                workers.append(self.start_here(slot))
-            return
-        rest = slots[1:]
-        for slot in rest[:ASK_AHEAD]:
-            server.ask_for_worker(slot)
-        workers.append(self.start_here(slots[0]))
-        for i, slot in enumerate(rest):
-            process, conn = server.take_worker()
-            workers.append(Worker(slot, process, conn, process.pidfd))
-            if i + ASK_AHEAD < len(rest):
-                server.ask_for_worker(rest[i + ASK_AHEAD])
+    def start_all(self, slots: list[int]) -> list[Worker]:
+        """The pool's first workers, started here (under fork too: the pool has no
+        threads of its own yet, see fork_server.py)."""
+        return [self.start_here(slot) for slot in slots]
 
     def start(self, slot: int) -> Worker:
         """A replacement worker for ``slot``: from the fork server under fork."""
