@@ -681,7 +681,12 @@ class Receiver(threading.Thread):
         return True
 
     def read_messages(self, worker: Worker) -> bool:
-        """Read every message waiting on ``worker``'s pipe; False once the pipe is closed."""
+        """Read every message waiting on ``worker``'s pipe; False once the pipe is closed.
+
+        For a worker that has gone (``worker_gone``): it polls before each read, because a
+        grandchild its task forked may hold the pipe open, and a plain read would then wait
+        for ever for a message that will not come.
+        """
         try:
             while worker.conn.poll():
                 self.handle(worker, worker.conn.recv_bytes())
