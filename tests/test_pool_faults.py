@@ -668,15 +668,52 @@ def test_a_worker_process_does_not_import_the_pool_s_parent_side():
 
 
 @pytest.mark.skipif("fork" not in METHODS, reason="the platform has no fork")
-def test_under_fork_the_first_workers_are_forked_by_the_pool_itself():
-    """Before it has threads, the pool forks its first workers itself (faster to a first
-    result than asking the fork server); replacements come from the server."""
-    with WorkerPool(2, mp_context=multiprocessing.get_context("fork")) as pool:
+def test_under_fork_the_pool_forks_one_worker_and_the_fork_server_the_others():
+    """Before it has threads, the pool forks its first worker itself; the fork server
+    forks the others (worker_pids() starts them all) and every replacement."""
+    with WorkerPool(3, mp_context=multiprocessing.get_context("fork")) as pool:
+        server = pool._starter.fork_server.process.pid
         first = pool.worker_pids()
-        assert {psutil.Process(pid).ppid() for pid in first} == {os.getpid()}
+        assert len(first) == 3
+        assert [psutil.Process(pid).ppid() for pid in first] == [os.getpid(), server, server]
         with pytest.raises(WorkerCrashed):
             get(pool.submit(faults.exit_abruptly, 1))
         wait_until(lambda: len(set(pool.worker_pids()) - set(first)) == 1,
                    "no replacement started")
         (replacement,) = set(pool.worker_pids()) - set(first)
-        assert psutil.Process(replacement).ppid() == pool._starter.fork_server.process.pid
+        assert psutil.Process(replacement).ppid() == server
+
+
+def _wait_for_file(path: str) -> bool:
+    """True once ``path`` exists (another task makes it), False after 20 s."""
+    deadline = time.monotonic() + 20
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _make_file(path: str) -> bool:
+    open(path, "w").close()
+    return True
+
+
+@pytest.mark.skipif("fork" not in METHODS, reason="the platform has no fork")
+def test_under_fork_a_worker_starts_when_work_waits_for_it(tmp_path):
+    """A fresh pool under fork has one worker; a lone task starts no other. A second task
+    submitted while the first runs starts the next worker and runs there, not queued
+    behind the first (the first waits for the second: behind it, both would hang)."""
+    fork = multiprocessing.get_context("fork")
+    with WorkerPool(2, mp_context=fork) as pool:
+        server = pool._starter.fork_server.process
+        assert get(pool.submit(abs, -1)) == 1
+        time.sleep(0.2)
+        assert psutil.Process(server.pid).children() == [], "a lone task started a worker"
+        flag = str(tmp_path / "flag")
+        waiting = pool.submit(_wait_for_file, flag)
+        wait_until(lambda: waiting.running(), "the first task did not start")
+        making = pool.submit(_make_file, flag)
+        assert get(making) is True
+        assert get(waiting) is True
+        assert len(psutil.Process(server.pid).children()) == 1

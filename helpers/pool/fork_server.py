@@ -17,14 +17,16 @@ process, which never starts a thread::
          │  "wait for pid"   ─────────────────►  │ process.join()
          │  ◄──────────────────────── exit code ◄─┘
 
-The pool's *first* workers are forked by the pool itself, from the thread that creates
-it, right after the server and before the pool's own threads start, as
-``multiprocessing.Pool`` and ``ProcessPoolExecutor`` fork theirs: a fork of a process as
-big as the pool's costs a few milliseconds, and the server's forks would come one after
-another, after its own. Either way, every worker is a copy of the pool's process as it
-was when the pool was created, so a function defined in a notebook works in a
-replacement exactly as in the first workers. Cost: one extra fork per pool (the pool
-benchmark's first-result figure measures it). Unix only, like fork itself.
+The pool forks its *first* worker itself, from the thread that creates it, right after
+the server and before the pool's own threads start, as ``multiprocessing.Pool`` and
+``ProcessPoolExecutor`` fork theirs. The server forks the others, once work waits for
+them (as ``ProcessPoolExecutor`` starts its workers under spawn and forkserver): each
+fork of a process as big as the pool's costs a few milliseconds of CPU, in the parent
+and in the new process, and on a small machine every process forked at once delays the
+first result. Either way, every worker is a copy of the pool's process as it was when
+the pool was created, so a function defined in a notebook works in every worker alike.
+Cost: one extra process per pool (the pool benchmark's first-result figure measures
+it). Unix only, like fork itself.
 
 The server prints nothing, so it sets its standard streams aside: a copy of a stream
 another thread was writing to at the fork has a lock no thread of the server will ever

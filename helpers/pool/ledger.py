@@ -176,7 +176,14 @@ class Ledger:
         self.in_hand: list[Task] = []
         self.unfinished = 0  # the weight of the tasks not settled yet
         self.workers: list[Worker] = []
-        self.starting = 0  # replacements being started outside the lock
+        self.starting = 0  # workers being started outside the lock (replacements too)
+        # Under fork, the slots whose first worker has not started yet (the pool starts
+        # one worker at once, the others when work waits for them: see ``wants_worker``),
+        # how many of those are starting now, and whether someone asked for them all.
+        self.unstarted: list[int] = []
+        self.growing = 0
+        self.all_wanted = False
+        self.started = threading.Condition(self.lock)  # worker_pids() waits here
         self.failed_starts = 0  # workers in a row that exited before they were set up
         self.to_stop: list[Worker] = []  # the sender sends each a Stop
         self.to_close: list[Worker] = []  # workers gone: the sender closes their pipes
@@ -198,6 +205,7 @@ class Ledger:
         self.state = state
         self.work_or_room.notify_all()
         self.space.notify_all()
+        self.started.notify_all()
         self._wake_room_waiters()
         return True
 
@@ -229,6 +237,8 @@ class Ledger:
         """Put a task on the books (``add`` queues it too; a direct send books it to a
         worker instead)."""
         self.unfinished += task.weight
+        if self.unstarted and self.wants_worker():
+            self.wake_receiver()  # it starts the next worker
 
     def settle(self, task: Task, outcome: str) -> bool:
         """Count ``task`` out of the books; False if it already was (someone else won)."""
@@ -297,6 +307,14 @@ class Ledger:
         self.estimates.pop(key, None)
 
     # --- workers ---
+
+    def wants_worker(self) -> bool:
+        """Should a slot that never had a worker get one now? Yes while the pool runs
+        (or drains) and its unfinished tasks outnumber its workers, started and starting,
+        or once someone asked to see every worker (``worker_pids()``)."""
+        if not self.unstarted or self.state not in (State.RUNNING, State.DRAINING):
+            return False
+        return self.all_wanted or self.unfinished > len(self.workers) + self.starting
 
     def worker_holding(self, task: Task) -> tuple[Worker | None, int]:
         """The worker holding ``task``, and the position of its batch (0: the one it runs)."""

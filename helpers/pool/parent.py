@@ -59,10 +59,13 @@ SIGKILL, memory limit) the parent knows exactly what it held:
 * a replacement worker starts. Nothing else breaks; every submitted task ends
   resolved.
 
-Under fork, replacement workers are forked from a single-threaded fork server
-(fork_server.py), never from the pool's threads. Backpressure: with ``max_pending=N``, ``submit``
-blocks while N tasks are unfinished (except in a done-callback, which runs on the
-pool's own thread and must never block it). In asyncio code ``await
+Under fork, the pool forks one worker as it starts; the others, and every replacement,
+are forked from a single-threaded fork server (fork_server.py), never from the pool's
+threads, once work waits for them (``worker_pids()`` starts them all).
+
+Backpressure: with ``max_pending=N``, ``submit`` blocks while N tasks are unfinished
+(except in a done-callback, which runs on the pool's own thread and must never block
+it). In asyncio code ``await
 pool.submit_async(fn, *args)`` waits for room without blocking the loop.
 
 Extensions to ``ProcessPoolExecutor``: ``map(chunksize="auto")``; ``map`` is lazy
@@ -102,7 +105,7 @@ from helpers.pool.errors import (
     describe_exit,
 )
 from helpers.pool.futures import TaskFuture
-from helpers.pool.ledger import Ledger, State, Task, Worker, open_pidfd
+from helpers.pool.ledger import STOPPED, Ledger, State, Task, Worker, open_pidfd
 from helpers.pool.messages import ProgressBoard
 from helpers.pool.stats import PoolStats, summarize
 from helpers.pool.threads import (
@@ -209,7 +212,9 @@ class WorkerPool(Executor):
         self._receiver = Receiver(pool_ref, ledger, options, self._wakeup, self._board,
                                   self._sender, self._starter.start, self._starter.close)
         try:
-            ledger.workers.extend(self._starter.start_all(list(range(max_workers))))
+            first = self._starter.first_slots(max_workers)
+            ledger.workers.extend(self._starter.start_all(first))
+            ledger.unstarted = [slot for slot in range(max_workers) if slot not in first]
             self._sender.start()
             self._receiver.start()
         except BaseException as error:
@@ -360,8 +365,9 @@ class WorkerPool(Executor):
 
     def status(self) -> list[WorkerStatus]:
         """What each worker is doing now: the task it runs (if any), and since when."""
-        now = time.monotonic()
         with self._ledger.lock:
+            self._wait_for_every_worker()
+            now = time.monotonic()
             statuses = []
             for worker in self._ledger.workers:
                 progress = self._board.read(worker.slot)
@@ -375,8 +381,10 @@ class WorkerPool(Executor):
         return statuses
 
     def worker_pids(self) -> list[int]:
-        """The pids of the current workers."""
+        """The pids of the current workers (all ``max_workers`` of them, started first if
+        some were not yet: under fork, the pool starts them as work arrives)."""
         with self._ledger.lock:
+            self._wait_for_every_worker()
             return [w.pid for w in self._ledger.workers]
 
     @property
@@ -409,6 +417,17 @@ class WorkerPool(Executor):
     def _on_pool_thread(self) -> bool:
         current = threading.current_thread()
         return current is self._sender or current is self._receiver
+
+    def _wait_for_every_worker(self) -> None:
+        """Under the lock: have the receiver start the slots that never had a worker, and
+        wait until it has (not on the pool's own threads: they would wait for themselves)."""
+        ledger = self._ledger
+        if not ledger.unstarted or self._on_pool_thread():
+            return
+        ledger.all_wanted = True
+        ledger.wake_receiver()
+        while (ledger.wants_worker() or ledger.growing) and ledger.state not in STOPPED:
+            ledger.started.wait()
 
     def _refuse(self) -> None:
         ledger = self._ledger
@@ -488,6 +507,12 @@ class _WorkerStarter:
             from helpers.pool.fork_server import ForkServer
 
             self.fork_server = ForkServer(context, board, worker_args)
+
+    def first_slots(self, max_workers: int) -> list[int]:
+        """The slots whose workers the pool starts as it is created: all of them, except
+        under fork, where it forks one and the fork server forks the others once work waits
+        for them (each process forked at once would delay the first result)."""
+        return [0] if self.fork_server is not None else list(range(max_workers))
 
     def start_all(self, slots: list[int]) -> list[Worker]:
         """The pool's first workers, started here (under fork too: the pool has no

@@ -388,6 +388,8 @@ class Sender(threading.Thread):
                 continue
             if worker.batches and self.busy_for(worker, now) > PREFETCH_BELOW_SECONDS:
                 continue  # its task is not a short one after all: no batch behind it
+            if worker.batches and (ledger.growing or ledger.wants_worker()):
+                continue  # a new worker is on its way: the batch waits for it
             if best is None or len(worker.batches) < len(best.batches):
                 best = worker
         return best
@@ -589,8 +591,12 @@ class Receiver(threading.Thread):
                 to_kill = [w for w in ledger.workers if w.kill_reason and not w.stop_sent]
                 to_kill.extend(self.past_stop_grace())
                 timeout = min_or_none(self.next_deadline(), self.next_stop_deadline())
+                new_slot = self.slot_to_start()
             for worker in to_kill:
                 kill_quietly(worker)
+            if new_slot is not None:
+                self.replace(new_slot, first=True)
+                continue  # the new worker's pipe joins the wait
             ready = self.waiting.wait([*by_conn, *by_sentinel, self.wakeup.reader], timeout)
             gone: list[Worker] = []
             for item in ready:
@@ -863,14 +869,26 @@ class Receiver(threading.Thread):
                                "was killed and replaced")
         return WorkerCrashed(worker.pid, worker.process.exitcode)
 
-    def replace(self, slot: int) -> None:
-        """Start a worker in ``slot`` (outside the lock: under spawn this takes a while)."""
+    def slot_to_start(self) -> int | None:
+        """Under the lock: a slot that never had a worker and should get one now (under
+        fork, the pool starts its other workers once work waits for them), or None."""
+        ledger = self.ledger
+        if not ledger.wants_worker():
+            return None
+        ledger.starting += 1
+        ledger.growing += 1
+        return ledger.unstarted.pop(0)
+
+    def replace(self, slot: int, first: bool = False) -> None:
+        """Start a worker in ``slot`` (outside the lock: under spawn this takes a while);
+        ``first``: the slot's first worker, not a replacement."""
         ledger = self.ledger
         try:
             worker = self.start_worker(slot)
         except BaseException as error:
             with ledger.lock:
                 ledger.starting -= 1
+                ledger.growing -= first
             broken = BrokenProcessPool(f"could not start a replacement worker: "
                                        f"{type(error).__name__}: {error}")
             broken.__cause__ = error
@@ -878,10 +896,12 @@ class Receiver(threading.Thread):
             return
         with ledger.lock:
             ledger.starting -= 1
+            ledger.growing -= first
             ledger.workers.append(worker)
             if ledger.state in STOPPED:
                 worker.kill_reason = "stopped"
             ledger.work_or_room.notify_all()
+            ledger.started.notify_all()
 
     # --- timeouts ---
 
