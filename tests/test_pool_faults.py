@@ -84,7 +84,7 @@ def test_joblib_with_max_pending_finishes():
 def _pool_workers() -> set[int]:
     """Live descendants with no children of their own: workers, not the processes they are
     forked from (multiprocessing's forkserver), nor its resource tracker. A WorkerPool's
-    own fork server has no children until its first replacement: callers leave it out."""
+    own fork server has no children until it forks a worker: callers leave it out."""
     workers = set()
     for process in psutil.Process().children(recursive=True):
         try:
@@ -717,3 +717,96 @@ def test_under_fork_a_worker_starts_when_work_waits_for_it(tmp_path):
         assert get(making) is True
         assert get(waiting) is True
         assert len(psutil.Process(server.pid).children()) == 1
+
+
+def _rendezvous(directory: str, me: int, count: int) -> bool:
+    """Say "here" in ``directory``; True once ``count`` tasks have, False after 20 s."""
+    open(os.path.join(directory, str(me)), "w").close()
+    deadline = time.monotonic() + 20
+    while len(os.listdir(directory)) < count:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.mark.skipif("fork" not in METHODS, reason="the platform has no fork")
+def test_under_fork_tasks_that_wait_for_each_other_each_get_a_new_worker(tmp_path):
+    """Three short tasks of one function (its estimate says "batch them") that can only
+    finish together: each goes to its own worker as the pool starts them, none is
+    batched or queued behind another."""
+    with WorkerPool(3, mp_context=multiprocessing.get_context("fork")) as pool:
+        alone = tmp_path / "alone"
+        alone.mkdir()
+        for i in range(5):  # a short estimate for _rendezvous
+            assert get(pool.submit(_rendezvous, str(alone), i, 1))
+        together = tmp_path / "together"
+        together.mkdir()
+        futures = [pool.submit(_rendezvous, str(together), i, 3) for i in range(3)]
+        assert [get(f) for f in futures] == [True, True, True]
+        assert len({record.worker for record in pool.trace()[-3:]}) == 3
+
+
+@pytest.mark.skipif("fork" not in METHODS, reason="the platform has no fork")
+def test_under_fork_one_map_chunk_starts_no_other_worker():
+    """A map of one chunk is one task: the pool forks no worker for it."""
+    with WorkerPool(4, mp_context=multiprocessing.get_context("fork")) as pool:
+        server = pool._starter.fork_server.process
+        assert list(pool.map(abs, range(-10, 0), chunksize=10)) == list(range(10, 0, -1))
+        time.sleep(0.2)
+        assert psutil.Process(server.pid).children() == []
+
+
+@pytest.mark.skipif("fork" not in METHODS, reason="the platform has no fork")
+def test_under_fork_worker_pids_in_a_done_callback_does_not_wait_for_itself():
+    """worker_pids() starts the workers not started yet and waits for them, except on the
+    pool's own thread (a done-callback), which would wait for itself: it lists those
+    started so far."""
+    with WorkerPool(2, mp_context=multiprocessing.get_context("fork")) as pool:
+        seen = []
+        future = pool.submit(abs, -1)
+        future.add_done_callback(lambda _: seen.append(pool.worker_pids()))
+        get(future)
+        wait_until(lambda: seen, "the callback did not run")
+        assert len(seen[0]) in (1, 2)
+        assert len(pool.worker_pids()) == 2
+
+
+@pytest.mark.skipif("fork" not in METHODS, reason="the platform has no fork")
+def test_under_fork_worker_pids_waits_for_a_worker_being_started():
+    """worker_pids() while the fork server is still forking the last slot's worker lists
+    it too (it waits for it), not only those started before."""
+    with WorkerPool(2, mp_context=multiprocessing.get_context("fork")) as pool:
+        server = pool._starter.fork_server
+        fork_worker = server.start_worker
+
+        def slow_start(slot):
+            time.sleep(0.5)
+            return fork_worker(slot)
+
+        server.start_worker = slow_start
+        futures = [pool.submit(faults.sleep_for, 0.3) for _ in range(2)]
+        wait_until(lambda: pool._ledger.growing == 1, "no worker being started")
+        assert len(pool.worker_pids()) == 2
+        assert [get(f) for f in futures] == [0.3, 0.3]
+
+
+@pytest.mark.skipif("fork" not in METHODS, reason="the platform has no fork")
+def test_under_fork_a_worker_that_cannot_be_forked_leaves_the_pool_running():
+    """If the fork server cannot fork a new worker (EAGAIN: too many processes), the
+    pool warns and runs on with the workers it has; no task is lost."""
+    with WorkerPool(2, mp_context=multiprocessing.get_context("fork")) as pool:
+        server = pool._starter.fork_server
+
+        def refuse(slot):
+            raise OSError(11, "Resource temporarily unavailable")
+
+        server.start_worker = refuse
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # said on the receiver's thread
+            futures = [pool.submit(abs, -i) for i in range(20)]
+            assert [get(f) for f in futures] == list(range(20))
+            assert len(pool.worker_pids()) == 1
+        assert pool._ledger.start_errors == [
+            "slot 1: BlockingIOError: [Errno 11] Resource temporarily unavailable"]
+        assert pool.state is State.RUNNING

@@ -172,7 +172,7 @@ def _children() -> set[int]:
 
     That leaves out the process workers are forked from under forkserver (multiprocessing's
     fork server), and the resource tracker is not a worker either. (WorkerPool's own fork
-    server has no children until a replacement starts: ask WorkerPool for its workers.)
+    server has no children until it forks a worker: ask WorkerPool for its workers.)
     """
     workers = set()
     for child in psutil.Process().children(recursive=True):

@@ -1,14 +1,14 @@
-"""Under the fork start method, replacement workers are forked from a single-threaded
-fork server.
+"""Under the fork start method, the pool's workers (all but its first) are forked from
+a single-threaded fork server.
 
 A replacement worker has to be started while the pool runs, from one of the pool's
-helper threads. ``fork()`` from a process with several threads copies only the
-calling thread, and any lock another thread held at that moment stays locked for
-ever in the child (CPython warns: "This process is multi-threaded, use of fork()
-may lead to deadlocks in the child", and refuses ``max_tasks_per_child`` with fork
-for this reason). So, under fork, the pool forks *one* extra process when it is
-created, before its own threads start, and every replacement is forked from that
-process, which never starts a thread::
+helper threads, and so does a worker the pool starts once work waits for it. ``fork()``
+from a process with several threads copies only the calling thread, and any lock another
+thread held at that moment stays locked for ever in the child (CPython warns: "This
+process is multi-threaded, use of fork() may lead to deadlocks in the child", and
+refuses ``max_tasks_per_child`` with fork for this reason). So, under fork, the pool
+forks *one* extra process when it is created, before its own threads start, and every
+later worker is forked from that process, which never starts a thread::
 
     the pool (many threads) ──fork, once──► fork server (one thread)
          │  "start slot 3"   ─────────────────►  │ fork (a Process of its own)

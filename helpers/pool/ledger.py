@@ -175,6 +175,7 @@ class Ledger:
         self.pending: deque[Task] = deque()
         self.in_hand: list[Task] = []
         self.unfinished = 0  # the weight of the tasks not settled yet
+        self.open_tasks = 0  # how many tasks (a map chunk is one) are not settled yet
         self.workers: list[Worker] = []
         self.starting = 0  # workers being started outside the lock (replacements too)
         # Under fork, the slots whose first worker has not started yet (the pool starts
@@ -183,6 +184,7 @@ class Ledger:
         self.unstarted: list[int] = []
         self.growing = 0
         self.all_wanted = False
+        self.start_errors: list[str] = []  # slots left without a worker: a fork failed
         self.started = threading.Condition(self.lock)  # worker_pids() waits here
         self.failed_starts = 0  # workers in a row that exited before they were set up
         self.to_stop: list[Worker] = []  # the sender sends each a Stop
@@ -237,6 +239,7 @@ class Ledger:
         """Put a task on the books (``add`` queues it too; a direct send books it to a
         worker instead)."""
         self.unfinished += task.weight
+        self.open_tasks += 1
         if self.unstarted and self.wants_worker():
             self.wake_receiver()  # it starts the next worker
 
@@ -246,7 +249,7 @@ class Ledger:
             return False
         task.settled = True
         self.counts[outcome] += 1
-        self._counted_out(task.weight)
+        self._counted_out(task.weight, 1)
         return True
 
     def settle_batch(self, tasks: list[Task], failed: dict[int, Any]) -> list[bool]:
@@ -264,12 +267,13 @@ class Ledger:
         self.counts["failed"] += errors
         self.counts["completed"] += sum(settled) - errors
         if weight:
-            self._counted_out(weight)
+            self._counted_out(weight, sum(settled))
         return settled
 
-    def _counted_out(self, weight: int) -> None:
-        """Tasks of ``weight`` have left the books: wake whoever waits for that."""
+    def _counted_out(self, weight: int, tasks: int) -> None:
+        """``tasks`` tasks of ``weight`` in all have left the books: wake whoever waits."""
         self.unfinished -= weight
+        self.open_tasks -= tasks
         if self.max_pending is not None:
             self.space.notify(weight)
             self._wake_room_waiters()
@@ -310,11 +314,19 @@ class Ledger:
 
     def wants_worker(self) -> bool:
         """Should a slot that never had a worker get one now? Yes while the pool runs
-        (or drains) and its unfinished tasks outnumber its workers, started and starting,
-        or once someone asked to see every worker (``worker_pids()``)."""
+        (or drains) and its open tasks (a map chunk is one) outnumber the workers that can
+        take them, started or starting, or once ``worker_pids()`` asked for them all."""
         if not self.unstarted or self.state not in (State.RUNNING, State.DRAINING):
             return False
-        return self.all_wanted or self.unfinished > len(self.workers) + self.starting
+        if self.all_wanted:
+            return True
+        able = sum(1 for w in self.workers
+                   if not (w.retiring or w.kill_reason or w.stop_sent))
+        return self.open_tasks > able + self.starting
+
+    def workers_on_their_way(self) -> int:
+        """Under fork: workers the pool is starting, or is about to, for work that waits."""
+        return self.growing + (1 if self.wants_worker() else 0)
 
     def worker_holding(self, task: Task) -> tuple[Worker | None, int]:
         """The worker holding ``task``, and the position of its batch (0: the one it runs)."""

@@ -59,9 +59,9 @@ SIGKILL, memory limit) the parent knows exactly what it held:
 * a replacement worker starts. Nothing else breaks; every submitted task ends
   resolved.
 
-Under fork, the pool forks one worker as it starts; the others, and every replacement,
-are forked from a single-threaded fork server (fork_server.py), never from the pool's
-threads, once work waits for them (``worker_pids()`` starts them all).
+Under fork, the pool forks one worker as it starts. Its other workers (once work waits
+for them, or ``worker_pids()`` asks) and every replacement are forked from a
+single-threaded fork server (fork_server.py), never from the pool's threads.
 
 Backpressure: with ``max_pending=N``, ``submit`` blocks while N tasks are unfinished
 (except in a done-callback, which runs on the pool's own thread and must never block
@@ -129,6 +129,8 @@ CHUNK_SECONDS = 0.02
 MAX_CHUNK = 1 << 16
 #: Windows waits on at most 63 handles; each worker needs two (pipe and process).
 WINDOWS_MAX_WORKERS = 30
+#: How long ``worker_pids()`` waits for the workers it asked the fork server for.
+START_WAIT_SECONDS = 30.0
 #: Trace records ``trace()`` returns at most (the newest).
 TRACE_LIMIT = TRACE_TASKS
 
@@ -364,10 +366,12 @@ class WorkerPool(Executor):
         return summarize(self.trace(), counts)
 
     def status(self) -> list[WorkerStatus]:
-        """What each worker is doing now: the task it runs (if any), and since when."""
+        """What each worker is doing now: the task it runs (if any), and since when.
+
+        Only the workers started so far: under fork, the pool starts its other workers
+        as work arrives (``worker_pids()`` starts them all)."""
+        now = time.monotonic()
         with self._ledger.lock:
-            self._wait_for_every_worker()
-            now = time.monotonic()
             statuses = []
             for worker in self._ledger.workers:
                 progress = self._board.read(worker.slot)
@@ -381,8 +385,9 @@ class WorkerPool(Executor):
         return statuses
 
     def worker_pids(self) -> list[int]:
-        """The pids of the current workers (all ``max_workers`` of them, started first if
-        some were not yet: under fork, the pool starts them as work arrives)."""
+        """The pids of the current workers. Under fork, the pool starts its workers as
+        work arrives: this starts the rest first (and waits for them, except on the pool's
+        own threads, e.g. in a done-callback, where only the started ones are listed)."""
         with self._ledger.lock:
             self._wait_for_every_worker()
             return [w.pid for w in self._ledger.workers]
@@ -422,12 +427,16 @@ class WorkerPool(Executor):
         """Under the lock: have the receiver start the slots that never had a worker, and
         wait until it has (not on the pool's own threads: they would wait for themselves)."""
         ledger = self._ledger
-        if not ledger.unstarted or self._on_pool_thread():
+        if not (ledger.unstarted or ledger.growing) or self._on_pool_thread():
             return
         ledger.all_wanted = True
         ledger.wake_receiver()
+        deadline = time.monotonic() + START_WAIT_SECONDS
         while (ledger.wants_worker() or ledger.growing) and ledger.state not in STOPPED:
-            ledger.started.wait()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return  # the fork server is stuck: list the workers there are
+            ledger.started.wait(left)
 
     def _refuse(self) -> None:
         ledger = self._ledger
@@ -515,12 +524,13 @@ class _WorkerStarter:
         return [0] if self.fork_server is not None else list(range(max_workers))
 
     def start_all(self, slots: list[int]) -> list[Worker]:
-        """The pool's first workers, started here (under fork too: the pool has no
-        threads of its own yet, see fork_server.py)."""
+        """The workers of ``slots``, started here as the pool is created (under fork too:
+        the pool has no threads of its own yet, see fork_server.py)."""
         return [self.start_here(slot) for slot in slots]
 
     def start(self, slot: int) -> Worker:
-        """A replacement worker for ``slot``: from the fork server under fork."""
+        """A worker for ``slot`` once the pool runs (a replacement, or under fork a slot's
+        first worker): from the fork server under fork."""
         if self.fork_server is None:
             return self.start_here(slot)
         process, conn = self.fork_server.start_worker(slot)

@@ -37,6 +37,7 @@ import sys
 import threading
 import time
 import types
+import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -388,7 +389,7 @@ class Sender(threading.Thread):
                 continue
             if worker.batches and self.busy_for(worker, now) > PREFETCH_BELOW_SECONDS:
                 continue  # its task is not a short one after all: no batch behind it
-            if worker.batches and (ledger.growing or ledger.wants_worker()):
+            if worker.batches and ledger.workers_on_their_way():
                 continue  # a new worker is on its way: the batch waits for it
             if best is None or len(worker.batches) < len(best.batches):
                 best = worker
@@ -413,6 +414,7 @@ class Sender(threading.Thread):
         else:
             limit = max(1, min(MAX_BATCH, int(BATCH_SECONDS / max(expected, 1e-7))))
         idle = sum(1 for w in ledger.workers if not w.batches and self.has_quota(w))
+        idle += ledger.workers_on_their_way()  # under fork: they take their share too
         limit = min(limit, math.ceil(len(ledger.pending) / max(idle, 1)))
         quota = self.options.max_tasks_per_child
         if quota is not None:
@@ -889,7 +891,17 @@ class Receiver(threading.Thread):
             with ledger.lock:
                 ledger.starting -= 1
                 ledger.growing -= first
-            broken = BrokenProcessPool(f"could not start a replacement worker: "
+                if first and isinstance(error, Exception) and ledger.workers:
+                    # The pool runs on with one worker fewer: no task is lost.
+                    why = f"{type(error).__name__}: {error}"
+                    ledger.start_errors.append(f"slot {slot}: {why}")
+                    ledger.work_or_room.notify_all()
+                    ledger.started.notify_all()
+                    warnings.warn(f"WorkerPool could not start a worker ({why}): it runs "
+                                  "with one worker fewer", RuntimeWarning, stacklevel=1)
+                    return
+            what = "a worker" if first else "a replacement worker"
+            broken = BrokenProcessPool(f"could not start {what}: "
                                        f"{type(error).__name__}: {error}")
             broken.__cause__ = error
             stop_everything(ledger, State.BROKEN, broken, self.wakeup)
