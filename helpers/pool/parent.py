@@ -65,8 +65,8 @@ single-threaded fork server (fork_server.py), never from the pool's threads.
 
 Backpressure: with ``max_pending=N``, ``submit`` blocks while N tasks are unfinished
 (except in a done-callback, which runs on the pool's own thread and must never block
-it). In asyncio code ``await
-pool.submit_async(fn, *args)`` waits for room without blocking the loop.
+it). In asyncio code ``await pool.submit_async(fn, *args)`` waits for room without
+blocking the loop.
 
 Extensions to ``ProcessPoolExecutor``: ``map(chunksize="auto")``; ``map`` is lazy
 and bounded; ``max_pending``; ``task_timeout`` (counted from the task's start);

@@ -888,27 +888,31 @@ class Receiver(threading.Thread):
         try:
             worker = self.start_worker(slot)
         except BaseException as error:
+            why = f"{type(error).__name__}: {error}"
             with ledger.lock:
                 ledger.starting -= 1
-                ledger.growing -= first
-                if first and isinstance(error, Exception) and ledger.workers:
-                    # The pool runs on with one worker fewer: no task is lost.
-                    why = f"{type(error).__name__}: {error}"
+                if first:
+                    ledger.growing -= 1
+                # A slot's first worker that cannot be forked (EAGAIN: too many processes)
+                # leaves the pool running on the workers it has: no task is lost.
+                runs_on = first and isinstance(error, Exception) and bool(ledger.workers)
+                if runs_on:
                     ledger.start_errors.append(f"slot {slot}: {why}")
                     ledger.work_or_room.notify_all()
                     ledger.started.notify_all()
-                    warnings.warn(f"WorkerPool could not start a worker ({why}): it runs "
-                                  "with one worker fewer", RuntimeWarning, stacklevel=1)
-                    return
+            if runs_on:
+                warnings.warn(f"WorkerPool could not start a worker ({why}): it runs with "
+                              "one worker fewer", RuntimeWarning, stacklevel=1)
+                return
             what = "a worker" if first else "a replacement worker"
-            broken = BrokenProcessPool(f"could not start {what}: "
-                                       f"{type(error).__name__}: {error}")
+            broken = BrokenProcessPool(f"could not start {what}: {why}")
             broken.__cause__ = error
             stop_everything(ledger, State.BROKEN, broken, self.wakeup)
             return
         with ledger.lock:
             ledger.starting -= 1
-            ledger.growing -= first
+            if first:
+                ledger.growing -= 1
             ledger.workers.append(worker)
             if ledger.state in STOPPED:
                 worker.kill_reason = "stopped"
