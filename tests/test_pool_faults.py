@@ -684,41 +684,6 @@ def test_under_fork_the_pool_forks_one_worker_and_the_fork_server_the_others():
         assert psutil.Process(replacement).ppid() == server
 
 
-def _wait_for_file(path: str) -> bool:
-    """True once ``path`` exists (another task makes it), False after 20 s."""
-    deadline = time.monotonic() + 20
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-def _make_file(path: str) -> bool:
-    open(path, "w").close()
-    return True
-
-
-@pytest.mark.skipif("fork" not in METHODS, reason="the platform has no fork")
-def test_under_fork_a_worker_starts_when_work_waits_for_it(tmp_path):
-    """A fresh pool under fork has one worker; a lone task starts no other. A second task
-    submitted while the first runs starts the next worker and runs there, not queued
-    behind the first (the first waits for the second: behind it, both would hang)."""
-    fork = multiprocessing.get_context("fork")
-    with WorkerPool(2, mp_context=fork) as pool:
-        server = pool._starter.fork_server.process
-        assert get(pool.submit(abs, -1)) == 1
-        time.sleep(0.2)
-        assert psutil.Process(server.pid).children() == [], "a lone task started a worker"
-        flag = str(tmp_path / "flag")
-        waiting = pool.submit(_wait_for_file, flag)
-        wait_until(lambda: waiting.running(), "the first task did not start")
-        making = pool.submit(_make_file, flag)
-        assert get(making) is True
-        assert get(waiting) is True
-        assert len(psutil.Process(server.pid).children()) == 1
-
-
 def _rendezvous(directory: str, me: int, count: int) -> bool:
     """Say "here" in ``directory``; True once ``count`` tasks have, False after 20 s."""
     open(os.path.join(directory, str(me)), "w").close()
@@ -728,6 +693,25 @@ def _rendezvous(directory: str, me: int, count: int) -> bool:
             return False
         time.sleep(0.01)
     return True
+
+
+@pytest.mark.skipif("fork" not in METHODS, reason="the platform has no fork")
+def test_under_fork_a_worker_starts_when_work_waits_for_it(tmp_path):
+    """A fresh pool under fork has one worker; a lone task starts no other. A second task
+    submitted while the first runs starts the next worker and runs there, not queued
+    behind the first (each waits for the other: behind it, both would time out)."""
+    fork = multiprocessing.get_context("fork")
+    with WorkerPool(2, mp_context=fork) as pool:
+        server = pool._starter.fork_server.process
+        assert get(pool.submit(abs, -1)) == 1
+        time.sleep(0.2)
+        assert psutil.Process(server.pid).children() == [], "a lone task started a worker"
+        waiting = pool.submit(_rendezvous, str(tmp_path), 0, 2)
+        wait_until(lambda: waiting.running(), "the first task did not start")
+        making = pool.submit(_rendezvous, str(tmp_path), 1, 2)
+        assert get(making) is True
+        assert get(waiting) is True
+        assert len(psutil.Process(server.pid).children()) == 1
 
 
 @pytest.mark.skipif("fork" not in METHODS, reason="the platform has no fork")
