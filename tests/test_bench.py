@@ -47,6 +47,9 @@ def test_pool_benchmark_runs_and_writes_its_result(tmp_path):
     experiments = {r.experiment for r in records}
     assert experiments == {"tiny", "parent-cpu", "latency", "coarse", "first-result",
                            "map-auto"}
+    first_results = [r for r in records if r.experiment == "first-result"
+                     and r.executor == "WorkerPool"]
+    assert len(first_results) == pool_suite.FIRST_RESULT_STARTS  # one repeat, several starts
     assert {r.executor for r in records if r.start_method == LOKY_METHOD} == {
         LOKY, "joblib (loky)"}
     assert {(m["pool"], m["start_method"]) for m in document["memory"]} == {
