@@ -29,7 +29,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 import psutil
 import pytest
-from conftest import RESULT_TIMEOUT, get, wait_until
+from conftest import RESULT_TIMEOUT, get, still_alive, wait_until
 
 from helpers.core import workloads
 from helpers.pool import PoolTerminated, TaskTimeout, WorkerCrashed, WorkerPool, threads
@@ -98,18 +98,25 @@ def _pool_workers() -> set[int]:
 
 
 def test_a_dropped_pool_stops_its_workers(ctx):
-    """Re-running ``pool = WorkerPool(2)`` five times leaves two workers, not ten."""
+    """Re-running ``pool = WorkerPool(2)`` five times leaves two workers, not ten (and,
+    under fork, one fork server, not five)."""
     before = _pool_workers()
-    pool, fork_servers = None, set()
+    pool, fork_servers, started = None, set(), set()
     for _ in range(5):
         pool = WorkerPool(2, mp_context=ctx)
         if pool._starter.fork_server is not None:
             fork_servers.add(pool._starter.fork_server.process.pid)
         get(pool.submit(abs, -1))
+        started.update(pool.worker_pids())  # under fork this starts the second worker too
+    assert len(started) == 10
     gc.collect()
     wait_until(lambda: len(_pool_workers() - before - fork_servers) <= 2,
                "dropped pools kept their workers")
     assert set(pool.worker_pids()) <= _pool_workers()
+    if fork_servers:
+        live_server = pool._starter.fork_server.process.pid
+        assert not still_alive(fork_servers - {live_server}, RESULT_TIMEOUT), (
+            "dropped pools kept their fork servers")
     pool.shutdown()
 
 
