@@ -5,6 +5,7 @@ measured, not how fast anything is: speed is measured by ``python -m helpers.ben
 and reported, never asserted in a test.
 """
 
+import dataclasses
 import json
 import multiprocessing
 import subprocess
@@ -143,6 +144,47 @@ def test_the_report_shows_every_figure_and_every_verdict():
     for name in ISSUE_TARGETS:
         assert f"target {name}" in text
     assert "(want <= 0.6): NOT met" in text and "(want < 50): met" in text
+
+
+def test_one_repeat_each_leaves_nothing_to_redraw():
+    summary = pool_suite.summarize(_records(), _memory(), ["fork"])
+    for target in summary["fork"].targets.values():
+        assert target.interval == (target.value, target.value) and not target.noise_decides
+
+
+def _spread_records(worker_pool_latencies):
+    """_records() with several repeats of the round trip: ProcessPoolExecutor's always
+    100, WorkerPool's as given."""
+    records = [r for r in _records() if not (r.experiment == "latency"
+                                             and r.executor == "WorkerPool")]
+    for repeat, seconds in enumerate(worker_pool_latencies):
+        records.append(dataclasses.replace(
+            next(r for r in _records() if r.experiment == "latency"
+                 and r.executor == "ProcessPoolExecutor"), executor="WorkerPool",
+            seconds=seconds, repeat=repeat))
+    return records
+
+
+def test_a_target_s_interval_comes_from_its_own_repeats():
+    steady = pool_suite.summarize(_spread_records([50, 51, 52, 53, 54]), _memory(), ["fork"])
+    target = steady["fork"].targets["latency_vs_ProcessPoolExecutor"]
+    assert target.value == pytest.approx(0.52) and target.met
+    low, high = target.interval
+    assert 0.5 <= low <= 0.52 <= high <= 0.54 and not target.noise_decides
+
+    noisy = pool_suite.summarize(_spread_records([40, 45, 58, 70, 80]), _memory(), ["fork"])
+    target = noisy["fork"].targets["latency_vs_ProcessPoolExecutor"]
+    assert target.met and target.noise_decides  # 0.58, but 0.7 is as likely a median
+    assert target.interval[0] < 0.6 < target.interval[1]
+    document = {
+        "mode": "quick", "workers": 2, "sizes": {"lazy_map_items": 1000},
+        "machine": {"cpu_model": "Test CPU", "usable_cpus": 2, "python": "3.x"},
+        "peers": {"not_installed": []}, "memory": [m.as_dict() for m in _memory()],
+        "summary": {name: s.to_json() for name, s in noisy.items()},
+    }
+    line = next(line for line in pool_suite.report(document).splitlines()
+                if "target latency_vs" in line)
+    assert line.endswith("on both sides of the limit") and "repeats redrawn: 0." in line
 
 
 def test_loky_runs_only_under_its_own_start_method():
