@@ -316,6 +316,40 @@ def test_a_cancelled_prefetched_batch_still_frees_its_worker(ctx):
         assert get(first) == 0.5 and get(follow_up) == 0.001
 
 
+@unix_only
+def test_a_task_sent_behind_another_is_cancelled_but_still_runs(ctx, tmp_path):
+    """What futures.py says: a task sent ahead to a busy worker is cancelled at once, but
+    that worker still runs the function when it gets there, and is not killed for it."""
+    with WorkerPool(1, mp_context=ctx) as pool:
+        get(pool.submit(abs, -1))
+        [pid] = pool.worker_pids()
+        mark = tmp_path / "ran"
+        os.kill(pid, signal.SIGSTOP)  # so that the second task is surely sent behind the first
+        try:
+            first = pool.submit(faults.sleep_for, 0.1)
+            behind = pool.submit(faults.sleep_then_mark, 0.0, str(mark))
+            wait_until(lambda: pool.status()[0].tasks_held == 2,
+                       "the second task was not sent ahead")
+            assert behind.cancel() and behind.cancelled()
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert get(first) == 0.1
+        wait_until(mark.exists, "the task sent ahead did not run")
+        assert pool.worker_pids() == [pid] and pool.stats().workers_replaced == 0
+
+
+def test_a_lone_task_whose_result_is_lost_runs_once_more(ctx, tmp_path):
+    """A task that finished but whose worker died before its result was sent runs again,
+    once, alone or not (before, a batch of one task failed at once); lost twice, it fails."""
+    log = tmp_path / "runs"
+    with WorkerPool(1, mp_context=ctx) as pool:
+        with pytest.raises(WorkerCrashed):
+            get(pool.submit(faults.log_pid_then_return_death, str(log)))
+        pids = log.read_text().split()
+        assert len(pids) == 2 and pids[0] != pids[1]  # a replacement ran it the second time
+        assert get(pool.submit(abs, -1)) == 1
+
+
 # --- beyond the standard library ---
 
 

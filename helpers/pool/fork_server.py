@@ -24,7 +24,8 @@ them (as ``ProcessPoolExecutor`` starts its workers under spawn and forkserver):
 fork of a process as big as the pool's costs a few milliseconds of CPU, in the parent
 and in the new process, and on a small machine every process forked at once delays the
 first result. Either way, every worker is a copy of the pool's process as it was when
-the pool was created, so a function defined in a notebook works in every worker alike.
+the pool was created, so a function defined in a notebook before the pool works in every
+worker alike (one defined after it, in none).
 Cost: one extra process per pool (the pool benchmark's first-result figure measures
 it). Unix only, like fork itself.
 

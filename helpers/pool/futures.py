@@ -4,7 +4,10 @@ A standard ``Future`` refuses to cancel once it is RUNNING, because a thread can
 stopped. A worker *process* can: ``cancel()`` on a running task asks the pool to kill
 the worker that runs it and start a replacement (as pebble does); only that task is
 cancelled. ``cancel()`` on a pending task works as usual, and the pool stops counting
-it against ``max_pending`` at once.
+it against ``max_pending`` at once. A task already sent to a worker behind another task
+(the pool sends short tasks ahead) is RUNNING but not started: ``cancel()`` cancels its
+future, but the worker still runs the function when it gets there (its result is
+dropped). ProcessPoolExecutor refuses to cancel such a task (in its call queue) at all.
 
 This reaches into ``concurrent.futures``' Future internals (``_condition``, ``_state``,
 ``_waiters``, ``_invoke_callbacks``), which have been stable since Python 3.2.
@@ -28,7 +31,8 @@ class TaskFuture(Future):
         self.task: Any = None  # the pool's record of this task (dropped once settled)
 
     def cancel(self) -> bool:
-        """Cancel the task, running or not. False only if it has already finished.
+        """Cancel the task, running or not. False only if it has already finished. (A
+        task sent to a worker behind another one still runs there: see the module.)
 
         A pending task leaves the pool's books *before* its done-callbacks run, so a
         callback that submits more work finds the room this cancel made.

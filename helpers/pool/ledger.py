@@ -13,11 +13,14 @@ work always finds the room it made (joblib's callback does exactly that).
 
 The pool's states, and the only ways between them::
 
-    RUNNING ──shutdown() / pool dropped──► DRAINING ──nothing left──► STOPPING ──► CLOSED
-       │                                      │                          │
-       └──────────────┬───────────────────────┴──────────────────────────┘
-                      ├── initializer failed, helper thread bug ──► BROKEN
-                      └── terminate(), kill_workers(), Ctrl-C ────► TERMINATED
+    RUNNING ──shutdown(), pool dropped, interpreter exit──► DRAINING
+    DRAINING ──nothing left to run──► STOPPING ──every worker gone──► CLOSED
+
+    RUNNING, DRAINING or STOPPING ──► BROKEN: the initializer failed, a replacement
+        could not be started, workers kept dying before they were set up, or a
+        helper thread hit a bug
+    RUNNING, DRAINING or STOPPING ──► TERMINATED: terminate(), terminate_workers(),
+        kill_workers(), Ctrl-C in a ``with`` block
 
 Standard library only.
 """
@@ -43,8 +46,8 @@ class State(enum.Enum):
     DRAINING = "draining"  # no new tasks; the queued and running ones finish
     STOPPING = "stopping"  # nothing left to run; the workers were told to stop
     CLOSED = "closed"  # every worker has exited
-    BROKEN = "broken"  # the initializer failed, or a helper thread hit a bug
-    TERMINATED = "terminated"  # stopped at once: terminate(), kill_workers(), Ctrl-C
+    BROKEN = "broken"  # it cannot start working workers, or a helper thread hit a bug
+    TERMINATED = "terminated"  # stopped at once: terminate*(), kill_workers(), Ctrl-C
 
 
 TRANSITIONS: dict[State, set[State]] = {

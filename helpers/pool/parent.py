@@ -7,8 +7,9 @@ pools and survives the faults they do not. Data flow::
                                              │
           Sender thread (threads.py): takes a *batch* of pending tasks, pickles it
           (a task that will not pickle fails alone), writes it to the pipe of a
-          worker with room. (A lone task that finds a worker idle and nothing
-          queued skips this hop: submit() writes it to that worker's pipe itself.)
+          worker with room. (A lone task, up to 32 KiB pickled, that finds a worker
+          idle and nothing queued skips this hop: submit() writes it to that
+          worker's pipe itself.)
                                              │
         ┌───────────────┬────────────────────┴───────┐
         ▼ pipe          ▼ pipe                        ▼ pipe
@@ -35,7 +36,8 @@ drained, or SIGTERM by ``terminate_workers()``) that is still alive
 keeps it from exiting) is killed with SIGKILL and reaped, under ``shutdown(wait=True)``,
 ``shutdown(wait=False)``, a dropped pool and the exit hook alike. The receiver watches
 each worker's process as well as its pipe (a pidfd on Linux, else the process's
-sentinel), so a worker whose pipe a grandchild holds open is still seen to die.
+sentinel), so a worker whose pipe a grandchild holds open is still seen to die. (A
+worker forked by the fork server has no sentinel: without a pidfd, only its pipe.)
 
 Why it is fast: every worker has its own pipe, and tiny tasks travel in batches
 sized from measured task times (a few milliseconds of work per batch), so the
@@ -63,10 +65,11 @@ Under fork, the pool forks one worker as it starts. Its other workers (once work
 for them, or ``worker_pids()`` asks) and every replacement are forked from a
 single-threaded fork server (fork_server.py), never from the pool's threads.
 
-Backpressure: with ``max_pending=N``, ``submit`` blocks while N tasks are unfinished
-(except in a done-callback, which runs on the pool's own thread and must never block
-it). In asyncio code ``await pool.submit_async(fn, *args)`` waits for room without
-blocking the loop.
+Backpressure: with ``max_pending=N``, ``submit`` blocks while N tasks are unfinished,
+except on the pool's own threads, where most done-callbacks run and must never block.
+(A callback also runs on the thread that cancels or terminates, or that adds it to a
+finished future: a submit there may block.) In asyncio code
+``await pool.submit_async(fn, *args)`` waits for room without blocking the loop.
 
 Extensions to ``ProcessPoolExecutor``: ``map(chunksize="auto")``; ``map`` is lazy
 and bounded; ``max_pending``; ``task_timeout`` (counted from the task's start);
@@ -163,10 +166,11 @@ class WorkerPool(Executor):
 
     Arguments are those of ``ProcessPoolExecutor``, plus ``max_pending`` (bound on
     unfinished tasks: ``submit`` blocks beyond it, and ``map`` keeps at most this
-    many items in flight), ``task_timeout`` (seconds a task may run, from its start,
-    before its worker is killed and the task fails with :class:`TaskTimeout`) and
-    ``max_memory_per_child`` (bytes: a worker whose resident memory has grown by more
-    than this since it started is retired after its batch, and replaced).
+    many items in flight, unless given its own bound, ``buffersize``),
+    ``task_timeout`` (seconds a task may run, from its start, before its worker is
+    killed and the task fails with :class:`TaskTimeout`) and ``max_memory_per_child``
+    (bytes: a worker whose resident memory has grown by more than this since it was
+    set up, its initializer done, is retired after its batch, and replaced).
     """
 
     def __init__(
@@ -385,9 +389,10 @@ class WorkerPool(Executor):
         return statuses
 
     def worker_pids(self) -> list[int]:
-        """The pids of the current workers. Under fork, the pool starts its workers as
-        work arrives: this starts the rest first (and waits for them, except on the pool's
-        own threads, e.g. in a done-callback, where only the started ones are listed)."""
+        """The pids of the current workers. Under fork, the pool starts one worker with
+        itself and the others as work waits for them: this starts the rest first and
+        waits for them (on the pool's own threads, e.g. in a done-callback, it does
+        neither: it lists the workers started so far)."""
         with self._ledger.lock:
             self._wait_for_every_worker()
             return [w.pid for w in self._ledger.workers]
@@ -561,8 +566,9 @@ class _WorkerStarter:
 class _MapResults:
     """One ``map`` call: an iterator over its results, in order, with its chunks in flight.
 
-    Closing it cancels the chunks still in flight (running ones too); dropping it has the
-    pool's receiver thread cancel them.
+    Closing it cancels the chunks still in flight (running ones too; a chunk already sent
+    to a worker behind another one still runs there, its result dropped); dropping it has
+    the pool's receiver thread cancel them.
     """
 
     def __init__(self, pool: WorkerPool, fn: Callable[..., Any], arguments: Iterator[tuple],

@@ -10,8 +10,13 @@
               ``write_lock``, taken under the ledger's lock when the batch is booked,
               so batches reach a worker in the order they were numbered.
 ``Receiver``  waits on every worker's pipe and process; it alone reads the pipes,
-              starts, kills and joins worker processes, settles finished tasks,
-              and moves the pool from state to state.
+              settles finished tasks, starts workers once the pool runs
+              (replacements, and under fork the workers started on demand), kills
+              the workers of overrun or cancelled tasks, joins the ones that have
+              gone, and moves the pool through draining, stopping and closed. (The
+              pool starts its first workers as it is created; ``shutdown()``,
+              ``terminate()`` and a helper thread's bug change the state, and the
+              last two signal the workers, from the thread that calls them.)
 
 Both hold only a *weak* reference to the ``WorkerPool`` (as CPython's executor
 manager thread does): a pool that the program drops is collected, and its threads
@@ -782,7 +787,8 @@ class Receiver(threading.Thread):
         error = BrokenProcessPool(
             f"the task could not be unpickled in the worker: {message.summary}")
         error.add_note("A function defined in a notebook or in __main__ cannot be sent to "
-                       "spawn or forkserver workers: define it in a module and import it.")
+                       "spawn or forkserver workers, nor, under fork, to workers forked "
+                       "before it was defined: define it in a module and import it.")
         finish(task, False, error, message.traceback)
 
     def results_unreadable(self, worker: Worker, error: BaseException) -> None:
@@ -964,14 +970,15 @@ def split_batch(batch: SentBatch, progress: Progress, kill_reason: str | None
 
     From the worker's progress slot: tasks it never started go back to the queue;
     the task it was running fails; tasks it finished but whose results died with it
-    run again, once, each alone (a task that loses its result twice fails).
+    run again, once, each alone (a task that loses its result twice fails). A worker
+    that dies while it unpickles a batch of one task was running that task: it fails.
     """
     tasks = batch.tasks
     if progress.seq != batch.seq:
         return [], list(tasks)  # it never started this batch
     if progress.index in (READING, FINISHED):
-        if len(tasks) == 1:
-            return list(tasks), []  # it died reading or sending this one task
+        if len(tasks) == 1 and progress.index == READING:
+            return list(tasks), []  # it died unpickling its one task: that counts as running it
         finished, running, after = (tasks if progress.index == FINISHED else []), None, (
             [] if progress.index == FINISHED else tasks)
         for task in after:
@@ -1003,8 +1010,16 @@ def report_internal_error(ledger: Ledger, thread: str, error: BaseException,
 
 
 class CancelHook:
-    """What ``TaskFuture.cancel()`` calls: take the task off the books, and when it is
-    running, have the receiver kill its worker (it is replaced; nothing else fails)."""
+    """What ``TaskFuture.cancel()`` calls: take the task off the books, and when its
+    worker is running it, have the receiver kill that worker (it is replaced; nothing
+    else fails).
+
+    A task sent to a worker behind another one (short tasks are sent ahead, so that a
+    worker never waits for its next batch) cannot be taken back: its future is cancelled
+    and no longer counts against ``max_pending``, but the worker still runs the function
+    when it gets there, and its result is dropped. Killing that worker instead would
+    stop the task it is running, which nobody cancelled.
+    """
 
     def __init__(self, ledger: Ledger, board: ProgressBoard, wakeup: Wakeup) -> None:
         self.ledger, self.board, self.wakeup = ledger, board, wakeup
@@ -1020,14 +1035,23 @@ class CancelHook:
                 task.fn = task.args = task.kwargs = None
                 return True
             worker, position = ledger.worker_holding(task)
-            if worker is not None and position == 0 and worker.kill_reason is None:
-                progress = self.board.read(worker.slot)
-                batch = worker.batches[0]
-                started = progress.seq == batch.seq and progress.index >= 0
-                if len(batch.tasks) == 1 or (started and batch.tasks[progress.index] is task):
-                    worker.kill_reason = "cancelled"
+            if (worker is not None and worker.kill_reason is None
+                    and self.runs_first(worker, position, task)):
+                worker.kill_reason = "cancelled"
         future.mark_cancelled_while_running()
         task.fn = task.args = task.kwargs = None
         future.task = None
         self.wakeup.wake()
         return True
+
+    def runs_first(self, worker: Worker, position: int, task: Task) -> bool:
+        """Under the lock: True if ``worker`` runs ``task`` now, or holds nothing else to
+        run before it (its current batch is this one task)."""
+        if position != 0:
+            return False
+        batch = worker.batches[0]
+        if len(batch.tasks) == 1:
+            return True
+        progress = self.board.read(worker.slot)
+        started = progress.seq == batch.seq and progress.index >= 0
+        return started and batch.tasks[progress.index] is task

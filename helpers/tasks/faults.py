@@ -159,6 +159,21 @@ def return_exit_at_pickle() -> ExitAtPickle:
     return ExitAtPickle()
 
 
+class DieAtPickle:
+    """An object whose pickling ends the process at once (a crash in a ``__reduce__``)."""
+
+    def __reduce__(self):
+        os._exit(5)
+
+
+def log_pid_then_return_death(path: str) -> DieAtPickle:
+    """Append this worker's pid to ``path``, then return a result whose pickling kills the
+    worker: the task finishes, and its result is lost with its worker."""
+    with open(path, "a") as log:
+        log.write(f"{os.getpid()}\n")
+    return DieAtPickle()
+
+
 class Tracked:
     """A result the worker keeps a weak reference to, to see whether it is let go."""
 
