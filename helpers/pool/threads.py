@@ -13,10 +13,11 @@
               settles finished tasks, starts workers once the pool runs
               (replacements, and under fork the workers started on demand), kills
               the workers of overrun or cancelled tasks, joins the ones that have
-              gone, and moves the pool through draining, stopping and closed. (The
-              pool starts its first workers as it is created; ``shutdown()``,
-              ``terminate()`` and a helper thread's bug change the state, and the
-              last two signal the workers, from the thread that calls them.)
+              gone, and moves the pool through draining, stopping and closed.
+              (Elsewhere: the pool starts its first workers as it is created;
+              ``shutdown()`` and ``terminate()`` change the state on the caller's
+              thread, and ``terminate()`` signals the workers there; a helper thread
+              that hits a bug breaks the pool from that thread.)
 
 Both hold only a *weak* reference to the ``WorkerPool`` (as CPython's executor
 manager thread does): a pool that the program drops is collected, and its threads
