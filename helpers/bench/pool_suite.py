@@ -175,6 +175,7 @@ Samples = dict[tuple[str, str, str | None], list[float]]
 
 
 def _samples(records: list[Measurement]) -> Samples:
+    """Each experiment's repeats, per pool and start method."""
     samples: Samples = {}
     for r in records:
         samples.setdefault((r.experiment, r.executor, r.start_method), []).append(
@@ -182,10 +183,9 @@ def _samples(records: list[Measurement]) -> Samples:
     return samples
 
 
-def _figures(records: list[Measurement] | Samples, method: str, pools: tuple[str, ...],
+def _figures(samples: Samples, method: str, pools: tuple[str, ...],
              memory: list[MemoryGrowth]) -> MethodSummary:
-    """The medians of one start method's records (no targets yet)."""
-    samples = records if isinstance(records, dict) else _samples(records)
+    """The medians of one start method's samples (no targets yet)."""
 
     def median(experiment: str, executor: str, start_method: str | None) -> float:
         return statistics.median(samples[experiment, executor, start_method])
