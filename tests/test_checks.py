@@ -127,6 +127,7 @@ def test_task_timeout_solution_passes(capsys):
 @pytest.mark.parametrize(("answer", "hint"), [
     (0.1, "healthy 0.2 s task could be killed"),
     (5, "more than the 1 s allowed"),
+    (1, "a little more than the 1 s allowed"),
     (-1, "positive"),
 ])
 def test_task_timeout_wrong_answers(capsys, answer, hint):

@@ -580,3 +580,18 @@ def test_the_interpreter_finishes_pending_work_before_exiting(tmp_path, method):
                          text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert "finished 0.3" in run.stdout
+
+
+def test_messages_show_their_fields_and_still_pickle_as_before():
+    import pickle
+
+    from helpers.pool.messages import BatchResults, Progress, Stop
+
+    results = BatchResults(3, list(range(1000)), {}, [1.0], [2.0])
+    shown = repr(results)
+    assert shown.startswith("BatchResults(seq=3, values=[0, 1, 2") and "retiring=False" in shown
+    assert len(shown) < 300  # a big result list is shortened
+    assert repr(Stop()) == "Stop()" and repr(Progress(1, -2.0, 3.5)) == (
+        "Progress(seq=1, index=-2.0, started=3.5)")
+    again = pickle.loads(pickle.dumps(results, pickle.HIGHEST_PROTOCOL))
+    assert again.values == results.values and again.seq == 3

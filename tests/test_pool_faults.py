@@ -343,8 +343,9 @@ def test_a_lone_task_whose_result_is_lost_runs_once_more(ctx, tmp_path):
     once, alone or not (before, a batch of one task failed at once); lost twice, it fails."""
     log = tmp_path / "runs"
     with WorkerPool(1, mp_context=ctx) as pool:
-        with pytest.raises(WorkerCrashed):
+        with pytest.raises(WorkerCrashed, match="before its result was sent back") as lost:
             get(pool.submit(faults.log_pid_then_return_death, str(log)))
+        assert lost.value.result_lost
         pids = log.read_text().split()
         assert len(pids) == 2 and pids[0] != pids[1]  # a replacement ran it the second time
         assert get(pool.submit(abs, -1)) == 1

@@ -18,17 +18,24 @@ from concurrent.futures.process import BrokenProcessPool, _RemoteTraceback
 
 
 class WorkerCrashed(BrokenProcessPool):
-    """A worker process died while it ran this task. The pool replaced it and goes on."""
+    """A worker process died while it ran this task, or (``result_lost``) after it ran it,
+    before the result was sent back, for the second time. The pool replaced the worker
+    and goes on."""
 
-    def __init__(self, pid: int, exitcode: int | None, tasks: int = 1) -> None:
+    def __init__(self, pid: int, exitcode: int | None, tasks: int = 1,
+                 result_lost: bool = False) -> None:
         self.pid, self.exitcode, self.tasks = pid, exitcode, tasks
-        super().__init__(
-            f"worker pid {pid} {describe_exit(exitcode)} while it ran this task; "
-            "the pool started a replacement"
-        )
+        self.result_lost = result_lost
+        if result_lost:
+            what = ("after this task had run, before its result was sent back; the task had "
+                    "already lost its result that way once, so it does not run a third time")
+        else:
+            what = "while it ran this task"
+        super().__init__(f"worker pid {pid} {describe_exit(exitcode)} {what}; "
+                         "the pool started a replacement")
 
     def __reduce__(self):
-        return type(self), (self.pid, self.exitcode, self.tasks)
+        return type(self), (self.pid, self.exitcode, self.tasks, self.result_lost)
 
 
 class WorkerInitError(BrokenProcessPool):

@@ -34,7 +34,24 @@ FINISHED = -1.0  # every task of the batch has run; sending the results
 # ``__slots__`` classes: two messages travel on every round trip.
 
 
-class Batch:
+class Record:
+    """A plain class with ``__slots__`` whose ``repr`` shows its fields (shortened), for
+    debugging and for the pool's state dumps. The messages and ``Progress`` are records."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={_shortened(getattr(self, name))}"
+                           for name in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+
+def _shortened(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+class Batch(Record):
     """Tasks for one worker: ``[(fn, args, kwargs), ...]``.
 
     Both sides number a worker's batches 1, 2, 3... as they are sent and received (one
@@ -50,7 +67,7 @@ class Batch:
         return Batch, (self.tasks,)
 
 
-class Stop:
+class Stop(Record):
     """Finish and exit (the pool is closing)."""
 
     __slots__ = ()
@@ -59,7 +76,7 @@ class Stop:
         return Stop, ()
 
 
-class BatchResults:
+class BatchResults(Record):
     """One batch's outcome, column by column (few objects per task)."""
 
     __slots__ = ("seq", "values", "errors", "started", "finished", "retiring")
@@ -80,7 +97,7 @@ class BatchResults:
                               self.finished, self.retiring)
 
 
-class Unreadable:
+class Unreadable(Record):
     """The batch could not be unpickled in the worker (e.g. a function it cannot import)."""
 
     __slots__ = ("seq", "summary", "traceback")
@@ -92,7 +109,7 @@ class Unreadable:
         return Unreadable, (self.seq, self.summary, self.traceback)
 
 
-class InitFailed:
+class InitFailed(Record):
     """The pool's initializer raised in the worker; the worker has exited."""
 
     __slots__ = ("summary", "traceback")
@@ -104,7 +121,7 @@ class InitFailed:
         return InitFailed, (self.summary, self.traceback)
 
 
-class Progress:
+class Progress(Record):
     """One worker's slot as the parent reads it."""
 
     __slots__ = ("seq", "index", "started")

@@ -548,6 +548,10 @@ def task_timeout_choice(answer: Any) -> str:
     if value > 1.0:
         raise NotYet(f"With task_timeout={value:g}, a stuck task would hold its worker for more "
                      "than the 1 s allowed.")
+    if value == 1.0:
+        raise NotYet("With task_timeout=1, a stuck task is killed only once 1 s has passed, "
+                     "plus the moment the pool takes to notice and kill it: a little more "
+                     "than the 1 s allowed. Leave room below 1 s too.")
     return (f"task_timeout={value:g} lets every healthy task finish and stops a stuck one within "
             "1 s. In production, set it from measured task times (the trace), with a margin.")
 
