@@ -202,3 +202,28 @@ def test_a_lazy_map_stopped_by_its_time_limit_does_not_meet_the_target():
     target = summary["fork"].targets["lazy_map_growth_mb"]
     assert target.value == pytest.approx(3.0) and not target.met
     assert "after 400 of 1,000 items" in target.incomplete
+
+
+def test_round_trips_take_turns_in_blocks_and_count_every_trip(monkeypatch):
+    """Each pool makes all its round trips, in blocks that alternate between the pools
+    (the first pool of a block rotates), so a burst of noise falls on every pool."""
+    calls: list[str] = []
+
+    class FakePool:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def one(self, fn, arg):
+            calls.append(self.name)
+
+    running = {name: FakePool(name) for name in ("A", "B", "C")}
+    monkeypatch.setattr(pool_overhead, "LATENCY_BLOCKS", 4)
+    records = pool_overhead.round_trips(running, "fork", 10, repeat=2)
+    assert [r.executor for r in records] == ["A", "B", "C"]
+    assert all(r.experiment == "latency" and r.tasks == 10 and r.repeat == 2 for r in records)
+    assert [calls.count(name) for name in "ABC"] == [10, 10, 10]
+    # Blocks of 3 trips (3, 3, 3 and 1): A B C, then B C A, then C A B, then A B C.
+    assert calls[:9] == ["A"] * 3 + ["B"] * 3 + ["C"] * 3
+    assert calls[9:18] == ["B"] * 3 + ["C"] * 3 + ["A"] * 3
+    assert calls[18:27] == ["C"] * 3 + ["A"] * 3 + ["B"] * 3
+    assert calls[27:] == ["A", "B", "C"]

@@ -11,7 +11,8 @@ and pebble where they are installed (optional: never a dependency). The experime
 
 ``tiny``          N tiny tasks, one submission per task (``imap(chunksize=1)`` for
                   multiprocessing.Pool and mpire): wall time and parent CPU per task
-``latency``       one task at a time on a warm pool: the round trip
+``latency``       one task at a time on a warm pool: the round trip (1,000 per repeat,
+                  quick mode 50, in ten blocks with the pools taking turns)
 ``coarse``        4 × workers pure-Python tasks of 0.2 s (quick mode 0.1 s): speedup over
                   running them one after another in this process (pool start-up excluded)
 ``first-result``  start a pool, submit one task, get its result: time to first result

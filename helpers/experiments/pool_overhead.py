@@ -12,6 +12,7 @@ optional peers mpire and pebble, measured only where they are installed
 
 ``tiny_and_latency``  N tiny tasks, one submission per task (``imap(chunksize=1)`` for
                       multiprocessing.Pool and mpire), and one task at a time on a warm pool
+                      (``round_trips``: in short blocks, the pools taking turns)
 ``map_auto``          ``WorkerPool.map(chunksize="auto")`` against joblib's auto-batching
 ``coarse``            4 × workers pure-Python tasks: speedup over running them in this process
 ``first_result``      start a pool, submit one task, get its result
@@ -24,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib.util
+import math
 import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -84,7 +86,7 @@ class Sizes:
                        latency_round_trips=50, lazy_map_items=1_000_000,
                        eager_map_items=1_000_000, map_seconds_limit=5.0)
         return cls(tiny_tasks=20_000, map_items=1_000_000, coarse_seconds=0.2,
-                   latency_round_trips=300, lazy_map_items=10_000_000,
+                   latency_round_trips=1000, lazy_map_items=10_000_000,
                    eager_map_items=2_000_000, map_seconds_limit=60.0)
 
 
@@ -233,19 +235,41 @@ def tiny_and_latency(method: str, sizes: Sizes, repeats: int, say: Callable[[str
     arguments = list(range(sizes.tiny_tasks))
     with started(pools, method) as running:
         for repeat, name in measure.interleaved(pools, repeats):
-            pool = running[name]
             wall, cpu = time.perf_counter(), time.process_time()
-            pool.many(workloads.noop, arguments)
+            running[name].many(workloads.noop, arguments)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             records.append(_record("tiny", name, method, sizes.tiny_tasks, repeat, wall))
             records.append(_record("parent-cpu", name, method, sizes.tiny_tasks, repeat, cpu))
-            start = time.perf_counter()
-            for i in range(sizes.latency_round_trips):
-                pool.one(workloads.noop, i)
-            records.append(_record("latency", name, method, sizes.latency_round_trips, repeat,
-                                   time.perf_counter() - start))
+        for repeat in range(repeats):
+            records += round_trips(running, method, sizes.latency_round_trips, repeat)
     say(f"  tiny tasks and latency ({method}) done")
     return records
+
+
+#: The round trips of one repeat are taken in this many blocks, the pools taking turns.
+LATENCY_BLOCKS = 10
+
+
+def round_trips(running: dict[str, PoolUnderTest], method: str, trips: int, repeat: int
+                ) -> list[Measurement]:
+    """Each pool's time for ``trips`` single-task round trips on its warm workers.
+
+    The trips are taken in ``LATENCY_BLOCKS`` blocks, the pools taking turns (in an order
+    that rotates), so that a burst of noise on a shared machine, which can last a
+    fraction of a second, falls on every pool alike rather than on one pool's repeat.
+    """
+    names = list(running)
+    seconds = dict.fromkeys(names, 0.0)
+    size = max(1, math.ceil(trips / LATENCY_BLOCKS))
+    for block, first in enumerate(range(0, trips, size)):
+        shift = block % len(names)
+        for name in names[shift:] + names[:shift]:
+            pool, start = running[name], time.perf_counter()
+            for i in range(first, min(first + size, trips)):
+                pool.one(workloads.noop, i)
+            seconds[name] += time.perf_counter() - start
+    return [_record("latency", name, method, trips, repeat, total)
+            for name, total in seconds.items()]
 
 
 def coarse(method: str, sizes: Sizes, repeats: int, units: int, say: Callable[[str], None],
