@@ -836,3 +836,50 @@ def test_under_fork_a_worker_that_cannot_be_forked_leaves_the_pool_running():
         assert pool._ledger.start_errors == [
             "slot 1: BlockingIOError: [Errno 11] Resource temporarily unavailable"]
         assert pool.state is State.RUNNING
+
+
+# --- what a dead worker's batch becomes (split_batch, no processes) ---
+
+
+def _tasks(count: int) -> list:
+    from helpers.pool.ledger import Task
+
+    return [Task(i, None, abs, (i,), {}, "abs", 1, 0.0) for i in range(count)]
+
+
+def test_a_dead_worker_s_batch_splits_into_failed_lost_twice_and_again():
+    from helpers.pool.ledger import SentBatch
+    from helpers.pool.messages import Progress
+    from helpers.pool.threads import split_batch
+
+    tasks = _tasks(4)
+    tasks[0].retried = True  # run again once already
+    running, lost_twice, again = split_batch(SentBatch(7, tasks), Progress(7, 2, 0.0), None)
+    assert running == [tasks[2]] and lost_twice == [tasks[0]]
+    assert again == [tasks[1], tasks[3]] and tasks[1].retried and not tasks[3].retried
+    assert split_batch(SentBatch(8, tasks), Progress(7, 2, 0.0), None) == ([], [], tasks)
+
+
+@pytest.mark.parametrize("index", [0, 1, -2.0])  # mid-batch, or READING its one task
+def test_a_task_interrupted_by_a_kill_meant_for_another_runs_again(index):
+    from helpers.pool.ledger import SentBatch
+    from helpers.pool.messages import READING, Progress
+    from helpers.pool.threads import split_batch
+
+    tasks = _tasks(2 if index != READING else 1)
+    running = tasks[int(index)] if index != READING else tasks[0]
+    failed, lost_twice, again = split_batch(SentBatch(3, tasks), Progress(3, index, 0.0),
+                                            "cancelled")
+    assert failed == [] and lost_twice == [] and running in again and running.alone
+    assert not running.retried  # the kill was not its fault: it keeps its one retry
+    failed, _, _ = split_batch(SentBatch(3, _tasks(1)), Progress(3, READING, 0.0), None)
+    assert len(failed) == 1  # a worker dying while it unpickles its one task was running it
+
+
+def test_worker_crashed_keeps_what_it_says_through_pickling():
+    import pickle
+
+    error = pickle.loads(pickle.dumps(WorkerCrashed(123, -9, result_lost=True)))
+    assert error.result_lost and error.pid == 123 and error.exitcode == -9
+    assert "already been run again once" in str(error) and "SIGKILL" in str(error)
+    assert "while it ran this task" in str(pickle.loads(pickle.dumps(WorkerCrashed(5, 3))))

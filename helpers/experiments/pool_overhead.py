@@ -258,16 +258,15 @@ def round_trips(running: dict[str, PoolUnderTest], method: str, trips: int, repe
     that rotates), so that a burst of noise on a shared machine, which can last a
     fraction of a second, falls on every pool alike rather than on one pool's repeat.
     """
-    names = list(running)
-    seconds = dict.fromkeys(names, 0.0)
+    seconds = dict.fromkeys(running, 0.0)
     size = max(1, math.ceil(trips / LATENCY_BLOCKS))
-    for block, first in enumerate(range(0, trips, size)):
-        shift = block % len(names)
-        for name in names[shift:] + names[:shift]:
-            pool, start = running[name], time.perf_counter()
-            for i in range(first, min(first + size, trips)):
-                pool.one(workloads.noop, i)
-            seconds[name] += time.perf_counter() - start
+    blocks = math.ceil(trips / size)
+    for block, name in measure.interleaved(list(running), blocks):
+        pool = running[name]
+        start = time.perf_counter()
+        for i in range(block * size, min((block + 1) * size, trips)):
+            pool.one(workloads.noop, i)
+        seconds[name] += time.perf_counter() - start
     return [_record("latency", name, method, trips, repeat, total)
             for name, total in seconds.items()]
 

@@ -19,8 +19,9 @@ from concurrent.futures.process import BrokenProcessPool, _RemoteTraceback
 
 class WorkerCrashed(BrokenProcessPool):
     """A worker process died while it ran this task, or (``result_lost``) after it ran it,
-    before the result was sent back, for the second time. The pool replaced the worker
-    and goes on."""
+    before the result was sent back, when the task had already been run again once (its
+    result lost before, or unreadable in the parent). The pool replaced the worker and
+    goes on."""
 
     def __init__(self, pid: int, exitcode: int | None, tasks: int = 1,
                  result_lost: bool = False) -> None:
@@ -28,7 +29,7 @@ class WorkerCrashed(BrokenProcessPool):
         self.result_lost = result_lost
         if result_lost:
             what = ("after this task had run, before its result was sent back; the task had "
-                    "already lost its result that way once, so it does not run a third time")
+                    "already been run again once, so it does not run a third time")
         else:
             what = "while it ran this task"
         super().__init__(f"worker pid {pid} {describe_exit(exitcode)} {what}; "

@@ -36,7 +36,7 @@ FINISHED = -1.0  # every task of the batch has run; sending the results
 
 class Record:
     """A plain class with ``__slots__`` whose ``repr`` shows its fields (shortened), for
-    debugging and for the pool's state dumps. The messages and ``Progress`` are records."""
+    debugging and error messages. The messages and ``Progress`` are records."""
 
     __slots__ = ()
 

@@ -757,10 +757,6 @@ class Receiver(threading.Thread):
                 else:
                     finish(task, True, values[index])
             values[index] = None  # the caller's future holds the result; we let go
-        # Let a caller these results woke run now: ``sleep(0)`` hands it the GIL at once,
-        # instead of after this thread's next pass round its loop (20-30 µs on the 2-CPU
-        # VM, where a lone task's round trip gained about 5 %, side by side in 12 runs).
-        time.sleep(0)
 
     def record_trace(self, pid: int, tasks: list[Task], message: BatchResults) -> None:
         """Under the lock: keep the batch's times; drop the oldest past TRACE_TASKS."""
@@ -843,8 +839,7 @@ class Receiver(threading.Thread):
                                                                  worker.kill_reason)
                         rerun.extend(again)
                         failed.extend((task, self.crash_error(worker)) for task in running)
-                        failed.extend((task, WorkerCrashed(worker.pid, worker.process.exitcode,
-                                                           result_lost=True))
+                        failed.extend((task, self.lost_result_error(worker))
                                       for task in lost_twice)
                     else:
                         rerun.extend(batch.tasks)  # never started
@@ -885,6 +880,10 @@ class Receiver(threading.Thread):
                                f"{self.options.task_timeout} s; its worker (pid {worker.pid}) "
                                "was killed and replaced")
         return WorkerCrashed(worker.pid, worker.process.exitcode)
+
+    def lost_result_error(self, worker: Worker) -> BaseException:
+        """For a task run again once already, whose result died with ``worker`` again."""
+        return WorkerCrashed(worker.pid, worker.process.exitcode, result_lost=True)
 
     def slot_to_start(self) -> int | None:
         """Under the lock: a slot that never had a worker and should get one now (under
@@ -976,39 +975,44 @@ class Receiver(threading.Thread):
 def split_batch(batch: SentBatch, progress: Progress, kill_reason: str | None
                 ) -> tuple[list[Task], list[Task], list[Task]]:
     """A dead worker's current batch: (the task it was running, which fails; the tasks
-    that lost their result a second time, which fail too; the tasks to run again).
+    whose result died with a worker for the second time, which fail too; the tasks to run
+    again).
 
     From the worker's progress slot: tasks it never started go back to the queue;
     the task it was running fails; tasks it finished but whose results died with it
-    run again, once, each alone (a task that loses its result twice fails). A worker
+    run again, once, each alone (a task run again once already fails instead). A worker
     that dies while it unpickles a batch of one task was running that task: it fails.
+    When the pool killed the worker to stop a cancelled task and it had moved on to
+    another one (not cancelled), that one runs again instead of failing.
     """
     tasks = batch.tasks
     if progress.seq != batch.seq:
         return [], [], list(tasks)  # it never started this batch
     if progress.index in (READING, FINISHED):
         if len(tasks) == 1 and progress.index == READING:
-            return list(tasks), [], []  # it died unpickling its one task: it was running it
-        finished, running, after = (tasks if progress.index == FINISHED else []), None, (
-            [] if progress.index == FINISHED else tasks)
+            running, finished, after = tasks[0], [], []  # unpickling its one task: running it
+        else:
+            finished, running, after = (tasks if progress.index == FINISHED else []), None, (
+                [] if progress.index == FINISHED else tasks)
         for task in after:
             task.alone = True
     else:
         finished = tasks[:progress.index]
         running = tasks[progress.index]
         after = tasks[progress.index + 1:]
-    failed = [] if running is None else [running]
-    again, lost_twice = [], []
-    if kill_reason == "cancelled" and running is not None and not running.settled:
-        failed = []  # the worker was killed to stop another task: this one runs again
-        running.alone = True
-        again.append(running)
+    failed, again, lost_twice = [], [], []
     for task in finished:
         if task.retried:
             lost_twice.append(task)
         else:
             task.alone = task.retried = True
             again.append(task)
+    if running is not None:
+        if kill_reason == "cancelled" and not running.settled:
+            running.alone = True  # killed to stop another task: this one runs again
+            again.append(running)
+        else:
+            failed.append(running)
     return failed, lost_twice, [*again, *after]
 
 
