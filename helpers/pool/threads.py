@@ -974,8 +974,8 @@ class Receiver(threading.Thread):
 
 def split_batch(batch: SentBatch, progress: Progress, kill_reason: str | None
                 ) -> tuple[list[Task], list[Task], list[Task]]:
-    """A dead worker's current batch: (the task it was running, which fails; the tasks
-    whose result died with a worker for the second time, which fail too; the tasks to run
+    """A dead worker's current batch: (the task it was running, which fails; the tasks it
+    finished that had been run again once already, which fail too; the tasks to run
     again).
 
     From the worker's progress slot: tasks it never started go back to the queue;
