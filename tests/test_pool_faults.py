@@ -867,13 +867,45 @@ def test_a_task_interrupted_by_a_kill_meant_for_another_runs_again(index):
     from helpers.pool.threads import split_batch
 
     tasks = _tasks(2 if index != READING else 1)
+    tasks[0].retried = True  # run again once already: a pool's kill does not count
     running = tasks[int(index)] if index != READING else tasks[0]
     failed, lost_twice, again = split_batch(SentBatch(3, tasks), Progress(3, index, 0.0),
                                             "cancelled")
     assert failed == [] and lost_twice == [] and running in again and running.alone
-    assert not running.retried  # the kill was not its fault: it keeps its one retry
+    assert again == tasks  # the finished one (index 1) runs again, not lost twice
+    assert running is tasks[0] or not running.retried  # the kill was not its fault
     failed, _, _ = split_batch(SentBatch(3, _tasks(1)), Progress(3, READING, 0.0), None)
     assert len(failed) == 1  # a worker dying while it unpickles its one task was running it
+
+
+def test_a_timeout_kill_fails_only_the_task_that_overran():
+    """The worker finished the overdue task and moved on before the kill landed: the
+    overdue task fails (TaskTimeout), the one the kill caught runs again, and a finished
+    task whose result died runs again even if it had been run again once already."""
+    from helpers.pool.ledger import SentBatch
+    from helpers.pool.messages import FINISHED, Progress
+    from helpers.pool.threads import split_batch
+
+    tasks = _tasks(4)
+    tasks[0].retried = True
+    failed, lost_twice, again = split_batch(SentBatch(5, tasks), Progress(5, 2, 0.0),
+                                            "timeout", (5, 1))
+    assert failed == [tasks[1]] and lost_twice == []
+    assert again == [tasks[0], tasks[2], tasks[3]] and not tasks[2].retried
+    # the kill meant for the last task landed after the worker had finished the batch
+    tasks = _tasks(2)
+    failed, _, again = split_batch(SentBatch(6, tasks), Progress(6, FINISHED, 0.0),
+                                   "timeout", (6, 1))
+    assert failed == [tasks[1]] and again == [tasks[0]]
+    # it had finished that batch and started the next: nothing of this one overran
+    tasks = _tasks(1)
+    failed, _, again = split_batch(SentBatch(8, tasks), Progress(8, 0, 0.0),
+                                   "timeout", (7, 0))
+    assert failed == [] and again == tasks and not tasks[0].retried
+    # without a target (as before): the running task is the one that overran
+    tasks = _tasks(2)
+    failed, _, again = split_batch(SentBatch(9, tasks), Progress(9, 1, 0.0), "timeout")
+    assert failed == [tasks[1]] and again == [tasks[0]]
 
 
 def test_worker_crashed_keeps_what_it_says_through_pickling():

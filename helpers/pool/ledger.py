@@ -145,6 +145,9 @@ class Worker:
         self.sent = 0  # tasks sent, for max_tasks_per_child
         self.last_seq = 0
         self.kill_reason: str | None = None  # "timeout" or "cancelled", once asked to die
+        # For a timeout: (batch, task index) of the task that overran; the worker may have
+        # finished it and moved on before the kill landed.
+        self.kill_target: tuple[int, int] | None = None
         # It exits after its last batch: it said so (max_memory_per_child), or it has run
         # its max_tasks_per_child tasks.
         self.retiring = False

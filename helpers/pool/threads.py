@@ -835,8 +835,8 @@ class Receiver(threading.Thread):
                 rerun = []
                 for position, batch in enumerate(held):
                     if position == 0:
-                        running, lost_twice, again = split_batch(batch, progress,
-                                                                 worker.kill_reason)
+                        running, lost_twice, again = split_batch(
+                            batch, progress, worker.kill_reason, worker.kill_target)
                         rerun.extend(again)
                         failed.extend((task, self.crash_error(worker)) for task in running)
                         failed.extend((task, self.lost_result_error(worker))
@@ -967,23 +967,29 @@ class Receiver(threading.Thread):
                 if (progress.seq == worker.batches[0].seq and progress.index >= 0
                         and progress.started + timeout <= now):
                     worker.kill_reason = "timeout"
+                    worker.kill_target = (progress.seq, int(progress.index))
                     overdue.append(worker)
         for worker in overdue:
             kill_quietly(worker)
 
 
-def split_batch(batch: SentBatch, progress: Progress, kill_reason: str | None
+def split_batch(batch: SentBatch, progress: Progress, kill_reason: str | None,
+                kill_target: tuple[int, int] | None = None
                 ) -> tuple[list[Task], list[Task], list[Task]]:
-    """A dead worker's current batch: (the task it was running, which fails; the tasks it
-    finished that had been run again once already, which fail too; the tasks to run
-    again).
+    """A dead worker's current batch: (the tasks that fail as the ones it was running;
+    the tasks it finished that had been run again once already, which fail too; the
+    tasks to run again).
 
     From the worker's progress slot: tasks it never started go back to the queue;
     the task it was running fails; tasks it finished but whose results died with it
     run again, once, each alone (a task run again once already fails instead). A worker
     that dies while it unpickles a batch of one task was running that task: it fails.
-    When the pool killed the worker to stop a cancelled task and it had moved on to
-    another one (not cancelled), that one runs again instead of failing.
+
+    When the pool killed the worker itself (``kill_reason``: a task was cancelled or ran
+    past ``task_timeout``), only that task fails: ``kill_target`` is the (batch, index)
+    of the one that overran, which fails even if it finished as the kill landed. A task
+    the kill interrupted instead runs again, and the finished tasks whose results died
+    run again without using up their one retry: the kill was not their doing.
     """
     tasks = batch.tasks
     if progress.seq != batch.seq:
@@ -1000,15 +1006,28 @@ def split_batch(batch: SentBatch, progress: Progress, kill_reason: str | None
         finished = tasks[:progress.index]
         running = tasks[progress.index]
         after = tasks[progress.index + 1:]
+    overran = None
+    if kill_reason == "timeout":
+        if kill_target is None:
+            overran = running  # not known: the running one, as the kill meant
+        elif kill_target[0] == batch.seq:
+            overran = tasks[kill_target[1]]
     failed, again, lost_twice = [], [], []
     for task in finished:
-        if task.retried:
+        if task is overran:
+            failed.append(task)
+        elif kill_reason in ("timeout", "cancelled"):
+            task.alone = True  # lost to the pool's own kill: its retry stays unused
+            again.append(task)
+        elif task.retried:
             lost_twice.append(task)
         else:
             task.alone = task.retried = True
             again.append(task)
     if running is not None:
-        if kill_reason == "cancelled" and not running.settled:
+        interrupted = ((kill_reason == "cancelled" and not running.settled)
+                       or (kill_reason == "timeout" and running is not overran))
+        if interrupted:
             running.alone = True  # killed to stop another task: this one runs again
             again.append(running)
         else:
