@@ -167,10 +167,12 @@ def test_the_supervisor_replaces_a_killed_worker(method):
     with prefork.PreforkServer(workers=2, start_method=method) as server:
         victim = server.pids[0]
         os.kill(victim, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while (victim in server.pids or len(server.pids) < 2) and time.monotonic() < deadline:
+        deadline = time.monotonic() + 30  # a spawned replacement on a busy machine: seconds
+        pids = server.pids
+        while (victim in pids or len(pids) < 2) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert victim not in server.pids and len(server.pids) == 2
+            pids = server.pids
+        assert victim not in pids and len(pids) == 2
         kinds = [(e.kind, e.pid) for e in server.events]
         assert ("died", victim) in kinds and server.restarts() == 1
         assert get(server.url + "/whoami")[0] == 200
@@ -207,8 +209,9 @@ def test_a_crash_looping_worker_is_restarted_with_growing_delays():
 def test_rolling_restart_under_load_loses_no_request(method):
     with prefork.PreforkServer(workers=2, start_method=method) as server:
         before = set(server.pids)
+        # 6 s: a spawned replacement on a busy 2-CPU machine can take seconds to be ready
         run = prefork.start_load(server.url + "/cpu?ms=3", requests=100_000, concurrency=6,
-                                 max_seconds=3.0)
+                                 max_seconds=6.0)
         time.sleep(0.6)
         after = set(server.rolling_restart())
         result = run.result()
@@ -350,7 +353,7 @@ def test_offloading_keeps_the_loop_answering_while_cpu_work_runs():
     for mode in asyncio_server.MODES:
         with asyncio_server.AsyncAppServer(mode, workers=2) as server:
             cpu_before = tree_cpu_seconds(server.pid)
-            busy = prefork.start_load(server.url + "/cpu?ms=100", requests=12, concurrency=2)
+            busy = prefork.start_load(server.url + "/cpu?ms=300", requests=8, concurrency=2)
             deadline = time.monotonic() + 30  # until the CPU work is really running
             while tree_cpu_seconds(server.pid) < cpu_before + 0.05:
                 assert time.monotonic() < deadline, f"{mode}: the /cpu requests never ran"
@@ -358,7 +361,7 @@ def test_offloading_keeps_the_loop_answering_while_cpu_work_runs():
             quick = prefork.load(server.url + "/io?ms=1", requests=5, concurrency=1)
             busy.result()
             results[mode] = quick.percentile(50)
-    # inline: a /io request waits behind 100 ms of CPU work; offloaded it does not
+    # inline: a /io request waits behind 300 ms of CPU work; offloaded it does not
     assert results["offload"] < results["inline"]
 
 

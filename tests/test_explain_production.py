@@ -246,7 +246,7 @@ def test_timeouts_when_nothing_timed_out():
 
 
 def test_the_thread_timeout_records_the_gil_state(gil_off):
-    row = production_patterns.thread_timeout(stuck_seconds=0.3, timeout=0.05)
+    row = production_patterns.thread_timeout(stuck_seconds=1.0, timeout=0.3)
     assert row["gil_enabled"] is False
     assert "free-threaded kernel" in explain.explain_timeouts(row, _pool_row())
     assert set(production_patterns.TIMEOUT_COLUMNS) <= set(row) | {"worker_replaced"}

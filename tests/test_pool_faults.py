@@ -391,7 +391,7 @@ def test_max_memory_per_child_retires_a_worker_that_grew(ctx):
         first = get(pool.submit(faults.hold_memory, 1))
         grown = get(pool.submit(faults.hold_memory, 200))
         assert grown == first
-        wait_until(lambda: pool.worker_pids() and pool.worker_pids()[0] != first,
+        wait_until(lambda: (pids := pool.worker_pids()) and pids[0] != first,
                    "the grown worker was not retired")
         assert get(pool.submit(faults.worker_pid)) != first
         assert pool.stats().workers_retired == 1
@@ -425,7 +425,7 @@ def test_a_retired_worker_that_hangs_on_its_way_out_is_killed_and_replaced(monke
     with WorkerPool(1, mp_context=multiprocessing.get_context("fork"), **limit) as pool:
         first = get(pool.submit(faults.hold_memory, 60))
         began = time.monotonic()
-        wait_until(lambda: pool.worker_pids() and pool.worker_pids()[0] != first,
+        wait_until(lambda: (pids := pool.worker_pids()) and pids[0] != first,
                    "the retired worker, hung on its way out, was not replaced")
         waited = time.monotonic() - began
         assert get(pool.submit(faults.worker_pid)) not in (first, None)
