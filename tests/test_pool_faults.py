@@ -854,10 +854,11 @@ def test_a_dead_worker_s_batch_splits_into_failed_lost_twice_and_again():
 
     tasks = _tasks(4)
     tasks[0].retried = True  # run again once already
-    running, lost_twice, again = split_batch(SentBatch(7, tasks), Progress(7, 2, 0.0), None)
-    assert running == [tasks[2]] and lost_twice == [tasks[0]]
+    failing, lost_twice, again = split_batch(SentBatch(7, tasks), Progress(7, 2, 0.0), None,
+                                             None)
+    assert failing == [tasks[2]] and lost_twice == [tasks[0]]
     assert again == [tasks[1], tasks[3]] and tasks[1].retried and not tasks[3].retried
-    assert split_batch(SentBatch(8, tasks), Progress(7, 2, 0.0), None) == ([], [], tasks)
+    assert split_batch(SentBatch(8, tasks), Progress(7, 2, 0.0), None, None) == ([], [], tasks)
 
 
 @pytest.mark.parametrize("index", [0, 1, -2.0])  # mid-batch, or READING its one task
@@ -870,18 +871,19 @@ def test_a_task_interrupted_by_a_kill_meant_for_another_runs_again(index):
     tasks[0].retried = True  # run again once already: a pool's kill does not count
     running = tasks[int(index)] if index != READING else tasks[0]
     failed, lost_twice, again = split_batch(SentBatch(3, tasks), Progress(3, index, 0.0),
-                                            "cancelled")
+                                            "cancelled", None)
     assert failed == [] and lost_twice == [] and running in again and running.alone
-    assert again == tasks  # the finished one (index 1) runs again, not lost twice
+    assert again == tasks  # with index=1, the finished tasks[0] runs again, not lost twice
     assert running is tasks[0] or not running.retried  # the kill was not its fault
-    failed, _, _ = split_batch(SentBatch(3, _tasks(1)), Progress(3, READING, 0.0), None)
+    failed, _, _ = split_batch(SentBatch(3, _tasks(1)), Progress(3, READING, 0.0), None, None)
     assert len(failed) == 1  # a worker dying while it unpickles its one task was running it
 
 
 def test_a_timeout_kill_fails_only_the_task_that_overran():
     """The worker finished the overdue task and moved on before the kill landed: the
-    overdue task fails (TaskTimeout), the one the kill caught runs again, and a finished
-    task whose result died runs again even if it had been run again once already."""
+    overdue task is in the failed list (the receiver gives it TaskTimeout), the one the
+    kill caught runs again, and a finished task whose result died runs again even if it
+    had been run again once already."""
     from helpers.pool.ledger import SentBatch
     from helpers.pool.messages import FINISHED, Progress
     from helpers.pool.threads import split_batch
@@ -902,10 +904,58 @@ def test_a_timeout_kill_fails_only_the_task_that_overran():
     failed, _, again = split_batch(SentBatch(8, tasks), Progress(8, 0, 0.0),
                                    "timeout", (7, 0))
     assert failed == [] and again == tasks and not tasks[0].retried
-    # without a target (as before): the running task is the one that overran
+
+
+def test_the_receiver_notes_which_task_a_timeout_kill_is_for(monkeypatch):
+    """``kill_overdue`` records the (batch, index) it saw overrunning, for split_batch
+    and settle_batch (a stand-in receiver: its board says task 1 of batch 3 started 5 s
+    ago, with task_timeout=1)."""
+    from types import SimpleNamespace
+
+    from helpers.pool.ledger import Ledger, SentBatch, Worker
+    from helpers.pool.messages import Progress
+
+    ledger = Ledger(1, None)
+    worker = Worker(0, SimpleNamespace(pid=1, sentinel=None), None)
+    worker.batches.append(SentBatch(3, _tasks(2)))
+    ledger.workers.append(worker)
+    board = SimpleNamespace(read=lambda slot: Progress(3, 1, time.monotonic() - 5))
+    receiver = SimpleNamespace(options=SimpleNamespace(task_timeout=1.0), ledger=ledger,
+                               board=board)
+    killed = []
+    monkeypatch.setattr(threads, "kill_quietly", killed.append)
+    threads.Receiver.kill_overdue(receiver)
+    assert killed == [worker] and worker.kill_reason == "timeout"
+    assert worker.kill_target == (3, 1)
+
+
+def test_a_result_that_beats_its_timeout_kill_still_fails_with_task_timeout():
+    """The kill was decided, but the overdue task's batch came back before it landed:
+    that task fails with TaskTimeout all the same (it ran past task_timeout); the other
+    task of the batch gets its result."""
+    from types import SimpleNamespace
+
+    from helpers.pool.ledger import Ledger, SentBatch, Worker
+    from helpers.pool.messages import BatchResults
+
+    ledger = Ledger(1, None)
+    worker = Worker(0, SimpleNamespace(pid=1, sentinel=None), None)
     tasks = _tasks(2)
-    failed, _, again = split_batch(SentBatch(9, tasks), Progress(9, 1, 0.0), "timeout")
-    assert failed == [tasks[1]] and again == [tasks[0]]
+    for task in tasks:
+        task.future = concurrent.futures.Future()
+        task.future.set_running_or_notify_cancel()
+        ledger.count_in(task)
+    worker.batches.append(SentBatch(4, tasks))
+    worker.kill_reason, worker.kill_target = "timeout", (4, 1)
+    receiver = SimpleNamespace(ledger=ledger, sender=SimpleNamespace(has_quota=lambda w: True),
+                               record_trace=lambda *args: None,
+                               crash_error=lambda w: TaskTimeout("ran too long"))
+    threads.Receiver.settle_batch(receiver, worker,
+                                  BatchResults(4, [10, 20], {}, [0.0, 0.1], [0.1, 0.2]))
+    assert tasks[0].future.result(0) == 10
+    with pytest.raises(TaskTimeout, match="ran too long"):
+        tasks[1].future.result(0)
+    assert ledger.counts["timed_out"] == 1 and ledger.counts["completed"] == 1
 
 
 def test_worker_crashed_keeps_what_it_says_through_pickling():

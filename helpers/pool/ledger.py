@@ -76,6 +76,7 @@ class Task:
         self.key, self.weight, self.submitted = key, weight, submitted
         self.alone = False  # send in a batch of its own (to find which task breaks a batch)
         self.retried = False  # sent again after its worker died with its result unsent
+        # (not when the pool killed that worker itself: see threads.split_batch)
         self.dispatched = False  # its future is RUNNING (set when first sent)
         self.settled = False  # counted out of the books (its future is, or is being, set)
 

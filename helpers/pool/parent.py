@@ -61,10 +61,11 @@ SIGKILL, memory limit) the parent knows exactly what it held:
 * a replacement worker starts. Nothing else breaks; every submitted task ends
   resolved.
 
-When the pool kills a worker itself, to stop a task that ran past ``task_timeout`` or
-was cancelled while running, only that task fails (or is cancelled). If the worker had
-moved on to another task by the time the kill landed, that task runs again; finished
-tasks whose results died with it run again too, without using up their one retry.
+When the pool kills a worker itself, to stop a task that was cancelled while running
+or ran past ``task_timeout``, only that task is cancelled or fails (with
+:class:`TaskTimeout`, even if it finished while the kill was on its way). A task the
+worker had moved on to meanwhile runs again, and so do the finished tasks whose results
+died with it, without using up their one retry.
 
 Under fork, the pool forks one worker as it starts. Its other workers (once work waits
 for them, or ``worker_pids()`` asks) and every replacement are forked from a

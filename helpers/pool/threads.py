@@ -745,10 +745,16 @@ class Receiver(threading.Thread):
                 worker.stop_deadline = time.monotonic() + STOP_GRACE_SECONDS  # it exits now
             tasks = batch.tasks
             errors = message.errors
+            # Its result came back before the kill landed: it still ran past task_timeout.
+            overran = overran_task(batch, worker.kill_reason, worker.kill_target)
+            if overran is not None and not ledger.settle(overran, "timed_out"):
+                overran = None
             outcomes = ledger.settle_batch(tasks, errors)
             self.record_trace(worker.pid, tasks, message)
             ledger.record_run(tasks[0].key, (message.finished[-1] - message.started[0])
                               / len(tasks))
+        if overran is not None:
+            finish(overran, False, self.crash_error(worker))
         values = message.values
         for index, task in enumerate(tasks):
             if outcomes[index]:
@@ -835,10 +841,10 @@ class Receiver(threading.Thread):
                 rerun = []
                 for position, batch in enumerate(held):
                     if position == 0:
-                        running, lost_twice, again = split_batch(
+                        failing, lost_twice, again = split_batch(
                             batch, progress, worker.kill_reason, worker.kill_target)
                         rerun.extend(again)
-                        failed.extend((task, self.crash_error(worker)) for task in running)
+                        failed.extend((task, self.crash_error(worker)) for task in failing)
                         failed.extend((task, self.lost_result_error(worker))
                                       for task in lost_twice)
                     else:
@@ -967,18 +973,31 @@ class Receiver(threading.Thread):
                 if (progress.seq == worker.batches[0].seq and progress.index >= 0
                         and progress.started + timeout <= now):
                     worker.kill_reason = "timeout"
-                    worker.kill_target = (progress.seq, int(progress.index))
+                    worker.kill_target = (progress.seq, progress.index)
                     overdue.append(worker)
         for worker in overdue:
             kill_quietly(worker)
 
 
+def overran_task(batch: SentBatch, kill_reason: str | None,
+                 kill_target: tuple[int, int] | None) -> Task | None:
+    """The task of ``batch`` that a ``task_timeout`` kill was sent to stop, if any.
+
+    ``kill_target`` is the (batch, index) the receiver saw overrunning when it decided
+    to kill; by the time the kill lands the worker may have finished that task, or its
+    whole batch.
+    """
+    if kill_reason != "timeout" or kill_target is None or kill_target[0] != batch.seq:
+        return None
+    return batch.tasks[kill_target[1]]
+
+
 def split_batch(batch: SentBatch, progress: Progress, kill_reason: str | None,
-                kill_target: tuple[int, int] | None = None
+                kill_target: tuple[int, int] | None
                 ) -> tuple[list[Task], list[Task], list[Task]]:
-    """A dead worker's current batch: (the tasks that fail as the ones it was running;
-    the tasks it finished that had been run again once already, which fail too; the
-    tasks to run again).
+    """A dead worker's current batch: (the tasks that fail: the one it was running, or
+    the one that overran; the tasks it finished that had been run again once already,
+    which fail too; the tasks to run again).
 
     From the worker's progress slot: tasks it never started go back to the queue;
     the task it was running fails; tasks it finished but whose results died with it
@@ -986,10 +1005,10 @@ def split_batch(batch: SentBatch, progress: Progress, kill_reason: str | None,
     that dies while it unpickles a batch of one task was running that task: it fails.
 
     When the pool killed the worker itself (``kill_reason``: a task was cancelled or ran
-    past ``task_timeout``), only that task fails: ``kill_target`` is the (batch, index)
-    of the one that overran, which fails even if it finished as the kill landed. A task
-    the kill interrupted instead runs again, and the finished tasks whose results died
-    run again without using up their one retry: the kill was not their doing.
+    past ``task_timeout``), only that task fails (a cancelled one is settled already):
+    the one that overran fails even if it finished as the kill landed (``overran_task``).
+    A task the kill interrupted instead runs again, and the finished tasks whose results
+    died run again without using up their one retry: the kill was not their doing.
     """
     tasks = batch.tasks
     if progress.seq != batch.seq:
@@ -1006,12 +1025,7 @@ def split_batch(batch: SentBatch, progress: Progress, kill_reason: str | None,
         finished = tasks[:progress.index]
         running = tasks[progress.index]
         after = tasks[progress.index + 1:]
-    overran = None
-    if kill_reason == "timeout":
-        if kill_target is None:
-            overran = running  # not known: the running one, as the kill meant
-        elif kill_target[0] == batch.seq:
-            overran = tasks[kill_target[1]]
+    overran = overran_task(batch, kill_reason, kill_target)
     failed, again, lost_twice = [], [], []
     for task in finished:
         if task is overran:
