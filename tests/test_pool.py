@@ -35,6 +35,7 @@ from helpers.pool import (
     WorkerInitError,
     WorkerPool,
     threads,
+    worker_process,
 )
 from helpers.pool.parent import RemoteTraceback
 from helpers.tasks import faults
@@ -255,6 +256,61 @@ def test_trace_records_every_task(pool):
         assert r.worker.startswith("pid ")
     assert len({r.worker for r in records}) <= 2
     assert pool.trace(clear=True) and pool.trace() == []
+
+
+# --- a worker's brief spin before it sleeps ---
+
+
+def test_a_worker_spins_until_a_message_waits_or_its_time_is_up():
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    try:
+        has_message = worker_process.message_check(reader)
+        assert not has_message()
+        start = time.perf_counter()
+        worker_process.spin_briefly(has_message, 0.05)
+        assert 0.05 <= time.perf_counter() - start < 5.0  # the whole time, and no more
+        writer.send_bytes(b"a task")
+        start = time.perf_counter()
+        worker_process.spin_briefly(has_message, 30.0)
+        assert time.perf_counter() - start < 5.0  # at once: a message waits
+        assert reader.recv_bytes() == b"a task"  # the spin read nothing
+        writer.close()
+        assert has_message()  # a closed pipe ends the spin too: the read then sees EOF
+    finally:
+        reader.close()
+        writer.close()
+
+
+def test_idle_workers_stop_spinning(ctx):
+    with WorkerPool(2, mp_context=ctx) as pool:
+        for i in range(50):
+            assert pool.submit(workloads.noop, i).result(timeout=RESULT_TIMEOUT) == i
+        workers = [psutil.Process(pid) for pid in pool.worker_pids()]
+        time.sleep(0.2)
+        before = [sum(w.cpu_times()[:2]) for w in workers]
+        time.sleep(1.0)
+        after = [sum(w.cpu_times()[:2]) for w in workers]
+    # A worker that kept spinning would have used about a second of CPU.
+    assert all(b - a < 0.1 for a, b in zip(before, after)), (before, after)
+
+
+def _exit_if_called(*args):
+    os._exit(70)
+
+
+@pytest.mark.skipif("fork" not in METHODS, reason="needs the fork start method")
+@pytest.mark.parametrize("cpus", [1, 2])
+def test_a_worker_on_one_cpu_does_not_spin(monkeypatch, cpus):
+    """Forked workers inherit the stand-ins: one that spins after its task exits (code 70)."""
+    monkeypatch.setattr(worker_process, "usable_cpus", lambda: cpus)
+    monkeypatch.setattr(worker_process, "spin_briefly", _exit_if_called)
+    with WorkerPool(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        assert pool.submit(workloads.noop, 7).result(timeout=RESULT_TIMEOUT) == 7
+        pid = pool.worker_pids()[0]
+        if cpus == 1:
+            assert still_alive([pid], seconds=0.5) == {pid}
+        else:  # the check can fail: with two CPUs the worker spins, and so exits
+            assert not still_alive([pid])
 
 
 # --- faults ---

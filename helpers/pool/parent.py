@@ -45,7 +45,10 @@ per-task cost is one Future, a pickle and a list entry. ``map`` sends whole
 chunks as single tasks and never makes a Future per item. A single task on an idle
 pool passes through one helper thread, the receiver, which sets its future: submit()
 writes it to the idle worker's pipe itself. (ProcessPoolExecutor's passes its manager
-thread twice, and its call queue's feeder thread.)
+thread twice, and its call queue's feeder thread.) And a worker that has just sent its
+results watches its pipe, busy, for ``worker_process.IDLE_SPIN_SECONDS``
+before it sleeps, so the next task of a caller that submits one at a time finds it
+awake (off where a worker may use only one CPU).
 
 What a crash costs: each worker has its own pipe and writes which task it is
 running on the progress board, so when a worker dies (segfault, ``os._exit``,
