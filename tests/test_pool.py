@@ -291,7 +291,7 @@ def test_idle_workers_stop_spinning(ctx):
         time.sleep(1.0)
         after = [sum(w.cpu_times()[:2]) for w in workers]
     # A worker that kept spinning would have used about a second of CPU.
-    assert all(b - a < 0.1 for a, b in zip(before, after)), (before, after)
+    assert all(b - a < 0.1 for a, b in zip(before, after, strict=True)), (before, after)
 
 
 def _exit_if_called(*args):
