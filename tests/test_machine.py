@@ -2,6 +2,7 @@
 
 import math
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,14 @@ def test_card_renders_as_a_table_and_as_text():
     assert card.as_dict()["python"]
     assert card.gil_enabled in (True, False)
     assert len(card.machine_id) == 12
+    assert card.writes_bytecode is (not sys.dont_write_bytecode)
+
+
+def test_the_card_says_when_python_writes_no_bytecode_cache(monkeypatch):
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    card = machine.machine_card()
+    assert card.writes_bytecode is False
+    assert "no (PYTHONDONTWRITEBYTECODE" in dict(card.rows())["bytecode caches written (.pyc)"]
 
 
 # --- virtual machines and containers, from fake file trees ---

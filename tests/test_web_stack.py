@@ -225,7 +225,8 @@ def test_max_requests_recycles_workers():
 @needs_gunicorn_sync
 def test_graceful_timeout_lets_the_short_request_finish_and_cuts_the_long_one():
     # 300 ms of CPU fits in 2 s of grace on any machine, 5000 ms cannot; and a 300 ms
-    # request stays busy long enough to be seen busy (50 ms once could slip past the look)
+    # request stays busy long enough to be seen busy (a 50 ms one could end before the poll
+    # looks, on a busy machine)
     record = web_stack.graceful_stop(short_ms=300, long_ms=5000, graceful_timeout=2)
     assert record.busy_at_signal == 2  # both requests were in flight at the SIGTERM
     assert record.short.completed and record.short.status == 200

@@ -331,6 +331,9 @@ class MachineCard:
     hybrid_cores: dict[str, int] | None = None  # performance / efficiency cores
     clock_mhz: float | None = None  # when the card was read
     clock_max_mhz: float | None = None
+    # False under PYTHONDONTWRITEBYTECODE or ``python -B``: a module with no .pyc yet is
+    # compiled again in every new interpreter (each worker under spawn or forkserver).
+    writes_bytecode: bool | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -360,6 +363,7 @@ class MachineCard:
             ("free-threaded build", "yes" if self.free_threaded_build else "no"),
             ("GIL", "enabled" if self.gil_enabled else "disabled"),
             ("start method for experiments", self.start_method),
+            ("bytecode caches written (.pyc)", _bytecode(self.writes_bytecode)),
             ("experiment mode", "quick (COURSE_QUICK=1)" if self.quick_mode else "full"),
             ("memory", gib(self.memory_gib)),
             ("/dev/shm", gib(self.shm_gib) if self.shm_gib is not None else "not present"),
@@ -392,6 +396,14 @@ def _shares(value: bool | None) -> str:
     if value is None:
         return "unknown"
     return "yes: some are hyper-threads of one core" if value else "none, as far as the OS shows"
+
+
+def _bytecode(writes: bool | None) -> str:
+    if writes is None:
+        return "unknown"
+    return "yes" if writes else ("no (PYTHONDONTWRITEBYTECODE or python -B): a module with "
+                                 "no .pyc yet is compiled again by every new interpreter, "
+                                 "each spawn or forkserver worker included")
 
 
 def _clock(now: float | None, top: float | None) -> str:
@@ -432,4 +444,5 @@ def machine_card(root: Path | str = "/") -> MachineCard:
         hybrid_cores=hardware.hybrid_cores(root),
         clock_mhz=speed.current_mhz,
         clock_max_mhz=speed.max_mhz,
+        writes_bytecode=not sys.dont_write_bytecode,
     )
