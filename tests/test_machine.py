@@ -2,12 +2,15 @@
 
 import math
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from helpers.core import machine
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def fake_tree(tmp_path: Path, cgroup_lines: str, files: dict[str, str]) -> Path:
@@ -109,14 +112,20 @@ def test_card_renders_as_a_table_and_as_text():
     assert card.as_dict()["python"]
     assert card.gil_enabled in (True, False)
     assert len(card.machine_id) == 12
-    assert card.writes_bytecode is (not sys.dont_write_bytecode)
+    assert card.writes_bytecode is (not sys.flags.dont_write_bytecode)
 
 
-def test_the_card_says_when_python_writes_no_bytecode_cache(monkeypatch):
-    monkeypatch.setattr(sys, "dont_write_bytecode", True)
-    card = machine.machine_card()
-    assert card.writes_bytecode is False
-    assert "no (PYTHONDONTWRITEBYTECODE" in dict(card.rows())["bytecode caches written (.pyc)"]
+@pytest.mark.parametrize("flag", ["-B", None])
+def test_the_card_says_whether_new_interpreters_write_bytecode_caches(flag):
+    """A new interpreter (a spawned worker's) inherits -B and PYTHONDONTWRITEBYTECODE."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    code = ("from helpers.core import machine; "
+            "print(dict(machine.machine_card().rows())['bytecode caches written (.pyc)'])")
+    run = subprocess.run([sys.executable, *([flag] if flag else []), "-c", code], env=env,
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    expected = "no (PYTHONDONTWRITEBYTECODE or python -B)" if flag else "yes"
+    assert run.stdout.strip() == expected
 
 
 # --- virtual machines and containers, from fake file trees ---

@@ -34,6 +34,7 @@ from helpers.pool import (
     WorkerCrashed,
     WorkerInitError,
     WorkerPool,
+    parent,
     threads,
     worker_process,
 )
@@ -262,30 +263,32 @@ def test_trace_records_every_task(pool):
 
 
 def test_a_worker_spins_until_a_message_waits_or_its_time_is_up():
-    reader, writer = multiprocessing.Pipe(duplex=False)
+    parent_end, worker_end = multiprocessing.Pipe()  # duplex, as the pool's pipes are
     try:
-        has_message = worker_process.message_check(reader)
+        has_message = worker_process.message_check(worker_end)
         assert not has_message()
         start = time.perf_counter()
         worker_process.spin_briefly(has_message, 0.05)
-        assert 0.05 <= time.perf_counter() - start < 5.0  # the whole time, and no more
-        writer.send_bytes(b"a task")
+        assert time.perf_counter() - start >= 0.05  # it used all its time
+        parent_end.send_bytes(b"a task")
         start = time.perf_counter()
         worker_process.spin_briefly(has_message, 30.0)
-        assert time.perf_counter() - start < 5.0  # at once: a message waits
-        assert reader.recv_bytes() == b"a task"  # the spin read nothing
-        writer.close()
-        assert has_message()  # a closed pipe ends the spin too: the read then sees EOF
+        assert time.perf_counter() - start < 5.0  # it stopped at once: a message waits
+        assert worker_end.recv_bytes() == b"a task"  # the spin read nothing
+        parent_end.close()
+        assert has_message()  # a closed pipe ends the spin too, and the read then ends
+        with pytest.raises(EOFError):
+            worker_end.recv_bytes()
     finally:
-        reader.close()
-        writer.close()
+        parent_end.close()
+        worker_end.close()
 
 
 def test_idle_workers_stop_spinning(ctx):
     with WorkerPool(2, mp_context=ctx) as pool:
+        workers = [psutil.Process(pid) for pid in pool.worker_pids()]
         for i in range(50):
             assert pool.submit(workloads.noop, i).result(timeout=RESULT_TIMEOUT) == i
-        workers = [psutil.Process(pid) for pid in pool.worker_pids()]
         time.sleep(0.2)
         before = [sum(w.cpu_times()[:2]) for w in workers]
         time.sleep(1.0)
@@ -294,23 +297,33 @@ def test_idle_workers_stop_spinning(ctx):
     assert all(b - a < 0.1 for a, b in zip(before, after, strict=True)), (before, after)
 
 
-def _exit_if_called(*args):
-    os._exit(70)
+def test_the_pool_turns_the_spin_off_where_it_may_keep_one_cpu_busy(monkeypatch):
+    from helpers.core import machine
+
+    monkeypatch.setattr(machine, "usable_cpus", lambda: 1)
+    assert parent.idle_spin_seconds() == 0.0
+    monkeypatch.setattr(machine, "usable_cpus", lambda: 2)
+    assert parent.idle_spin_seconds() == worker_process.IDLE_SPIN_SECONDS > 0
+
+
+def _exit_to_show_it_spun(*args):
+    os._exit(71)
 
 
 @pytest.mark.skipif("fork" not in METHODS, reason="needs the fork start method")
-@pytest.mark.parametrize("cpus", [1, 2])
-def test_a_worker_on_one_cpu_does_not_spin(monkeypatch, cpus):
-    """Forked workers inherit the stand-ins: one that spins after its task exits (code 70)."""
-    monkeypatch.setattr(worker_process, "usable_cpus", lambda: cpus)
-    monkeypatch.setattr(worker_process, "spin_briefly", _exit_if_called)
+@pytest.mark.parametrize("spins", [False, True])
+def test_a_worker_spins_after_a_batch_only_when_the_pool_says_so(monkeypatch, spins):
+    """Forked workers inherit the stand-in for ``spin_briefly``, which ends the process:
+    a worker that spins after its task exits (nothing else would end it)."""
+    monkeypatch.setattr(parent, "idle_spin_seconds", lambda: 0.001 if spins else 0.0)
+    monkeypatch.setattr(worker_process, "spin_briefly", _exit_to_show_it_spun)
     with WorkerPool(1, mp_context=multiprocessing.get_context("fork")) as pool:
-        assert pool.submit(workloads.noop, 7).result(timeout=RESULT_TIMEOUT) == 7
         pid = pool.worker_pids()[0]
-        if cpus == 1:
-            assert still_alive([pid], seconds=0.5) == {pid}
-        else:  # the check can fail: with two CPUs the worker spins, and so exits
+        assert pool.submit(workloads.noop, 7).result(timeout=RESULT_TIMEOUT) == 7
+        if spins:
             assert not still_alive([pid])
+        else:
+            assert still_alive([pid], seconds=0.5) == {pid}  # waiting for its next task
 
 
 # --- faults ---

@@ -331,8 +331,8 @@ class MachineCard:
     hybrid_cores: dict[str, int] | None = None  # performance / efficiency cores
     clock_mhz: float | None = None  # when the card was read
     clock_max_mhz: float | None = None
-    # False under PYTHONDONTWRITEBYTECODE or ``python -B``: a module with no .pyc yet is
-    # compiled again in every new interpreter (each worker under spawn or forkserver).
+    # False under PYTHONDONTWRITEBYTECODE or ``python -B``, which new interpreters (spawn
+    # and forkserver workers) inherit: a module with no .pyc yet is compiled in each one.
     writes_bytecode: bool | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -401,9 +401,9 @@ def _shares(value: bool | None) -> str:
 def _bytecode(writes: bool | None) -> str:
     if writes is None:
         return "unknown"
-    return "yes" if writes else ("no (PYTHONDONTWRITEBYTECODE or python -B): a module with "
-                                 "no .pyc yet is compiled again by every new interpreter, "
-                                 "each spawn or forkserver worker included")
+    if writes:
+        return "yes"
+    return "no (PYTHONDONTWRITEBYTECODE or python -B)"
 
 
 def _clock(now: float | None, top: float | None) -> str:
@@ -444,5 +444,5 @@ def machine_card(root: Path | str = "/") -> MachineCard:
         hybrid_cores=hardware.hybrid_cores(root),
         clock_mhz=speed.current_mhz,
         clock_max_mhz=speed.max_mhz,
-        writes_bytecode=not sys.dont_write_bytecode,
+        writes_bytecode=not sys.flags.dont_write_bytecode,
     )

@@ -46,9 +46,10 @@ chunks as single tasks and never makes a Future per item. A single task on an id
 pool passes through one helper thread, the receiver, which sets its future: submit()
 writes it to the idle worker's pipe itself. (ProcessPoolExecutor's passes its manager
 thread twice, and its call queue's feeder thread.) And a worker that has just sent its
-results watches its pipe, busy, for ``worker_process.IDLE_SPIN_SECONDS``
-before it sleeps, so the next task of a caller that submits one at a time finds it
-awake (off where a worker may use only one CPU).
+results watches its pipe, busy, for ``worker_process.IDLE_SPIN_SECONDS`` before it
+sleeps, so the next task of a caller that submits as soon as it has a result may find
+the worker still awake. (Workers do not spin where the pool may keep only one CPU busy:
+see ``idle_spin_seconds``.)
 
 What a crash costs: each worker has its own pipe and writes which task it is
 running on the progress board, so when a worker dies (segfault, ``os._exit``,
@@ -218,7 +219,8 @@ class WorkerPool(Executor):
         self._wakeup = Wakeup()
         ledger.wake_receiver = self._wakeup.wake
         self._cancel_hook = CancelHook(ledger, self._board, self._wakeup)
-        worker_args = (initializer, tuple(initargs), max_tasks_per_child, max_memory_per_child)
+        worker_args = (initializer, tuple(initargs), max_tasks_per_child, max_memory_per_child,
+                       idle_spin_seconds())
         self._starter = _WorkerStarter(self._context, self._board, worker_args)
         options = PoolOptions(task_timeout, max_tasks_per_child)
         # The callback runs wherever the garbage collector happens to run: lock-free only.
@@ -685,6 +687,15 @@ class _MapResults:
 
 
 # --- small helpers ---
+
+
+def idle_spin_seconds() -> float:
+    """How long a worker watches its pipe, busy, before it sleeps (see
+    ``worker_process.IDLE_SPIN_SECONDS``): 0 where this process may keep only one CPU
+    busy (its affinity, or a container's CPU quota), so the worker never spins there."""
+    from helpers.core.machine import usable_cpus  # the parent only
+
+    return worker_process.IDLE_SPIN_SECONDS if usable_cpus() > 1 else 0.0
 
 
 def _check_max_workers(max_workers: int | None) -> int:

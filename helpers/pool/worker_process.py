@@ -7,7 +7,7 @@ One worker is one loop over its own pipe::
         receive a Batch (one pickle for the whole batch); note "reading" on the board
         run each task, noting on the board which one is running and since when
         send back BatchResults: results, errors with their tracebacks, times
-        look at the pipe for up to IDLE_SPIN_SECONDS before sleeping in the next read
+        look at the pipe, busy, for up to idle_spin seconds before sleeping in the next read
 
 It imports as little as possible, because every worker imports it at start-up
 (under spawn and forkserver, in a brand-new interpreter). Standard library only.
@@ -21,6 +21,7 @@ import select
 import sys
 import time
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 
 from helpers.core import watchdog
 from helpers.pool.messages import (
@@ -35,13 +36,14 @@ from helpers.pool.messages import (
 )
 
 #: A worker that has sent its results keeps looking at its pipe this long (seconds),
-#: busy, before it sleeps in a blocking read. A caller that waits for each result
-#: before it submits the next task sends that task within about 0.1 ms, and a worker
-#: that finds it there skips a wake-up from sleep, which on a virtual machine takes tens
-#: of microseconds (measured on the 2-vCPU reference VM: a lone task's round trip went
-#: from about 230 to 150 µs under fork). It costs at most this much CPU per batch,
-#: and is off where the worker may use only one CPU: there it would hold up the very
-#: parent it waits for.
+#: busy, before it sleeps in a blocking read. A caller that waits for each result and
+#: then submits the next task at once can get it there within that time, and a worker
+#: that finds it there skips a wake-up from sleep, which on a virtual machine can take
+#: tens of microseconds. The cost is at most this much CPU
+#: per batch. The pool turns it off (``parent.idle_spin_seconds``) where it may keep
+#: only one CPU busy: there the spinning worker would hold up the very parent it waits
+#: for. What it gained on the 2-vCPU reference VM is in data/README.md (the
+#: ``pool-2cpu-amd-epyc-16`` row and after).
 IDLE_SPIN_SECONDS = 0.0002
 
 
@@ -54,7 +56,7 @@ def run_chunk(fn: Callable[..., object], chunk: list[tuple[object, ...]]
 
 
 def worker_main(conn, board: ProgressBoard, slot: int, initializer, initargs,
-                max_tasks: int | None, max_memory: int | None) -> None:
+                max_tasks: int | None, max_memory: int | None, idle_spin: float) -> None:
     """A worker: set up, then run batches from ``conn`` until told to stop."""
     watchdog.worker_setup()
     if initializer is not None:
@@ -72,12 +74,12 @@ def worker_main(conn, board: ProgressBoard, slot: int, initializer, initargs,
     # max_memory_per_child bounds *growth*: a worker forked from a big parent starts with
     # the parent's pages resident, which are not this worker's to answer for.
     baseline = resident_bytes() if max_memory is not None else 0
-    has_message = message_check(conn) if usable_cpus() > 1 else None
+    has_message = message_check(conn)
     done = seq = 0
     while max_tasks is None or done < max_tasks:
-        if has_message is not None and seq:
-            spin_briefly(has_message, IDLE_SPIN_SECONDS)
         try:
+            if idle_spin > 0 and seq > 0:  # after a batch: the next may be on its way
+                spin_briefly(has_message, idle_spin)
             data = conn.recv_bytes()
         except (EOFError, OSError):
             return  # the parent has gone
@@ -96,18 +98,22 @@ def worker_main(conn, board: ProgressBoard, slot: int, initializer, initargs,
             return
 
 
-def message_check(conn) -> Callable[[], bool]:
+def message_check(conn: Connection) -> Callable[[], bool]:
     """A cheap "is a message waiting on ``conn``?", for ``spin_briefly``.
 
     ``conn.poll()`` builds a poll set on every call (about 10 µs on Linux); one
     ``select.poll`` object made here answers in about 1 µs. Windows has no
-    ``select.poll``, and its ``conn.poll()`` is cheap already.
+    ``select.poll``: there it is ``conn.poll``.
     """
     if not hasattr(select, "poll"):
         return conn.poll
     poller = select.poll()
     poller.register(conn.fileno(), select.POLLIN)
-    return lambda: bool(poller.poll(0))
+
+    def has_message() -> bool:
+        return bool(poller.poll(0))  # also true once the pipe is closed: the read then ends
+
+    return has_message
 
 
 def spin_briefly(has_message: Callable[[], bool], seconds: float) -> None:
@@ -116,13 +122,6 @@ def spin_briefly(has_message: Callable[[], bool], seconds: float) -> None:
     deadline = time.perf_counter() + seconds
     while not has_message() and time.perf_counter() < deadline:
         pass
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (its affinity where the OS tells, else all)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def run_batch(data: bytes, seq: int, board: ProgressBoard, slot: int, max_memory: int | None
